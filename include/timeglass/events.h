@@ -1,0 +1,176 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The event ABI shared by the BPF programs (bpf/) and userspace (user/).
+ *
+ * Every event starts with struct tg_ev_hdr: a type tag, the event's total
+ * size in bytes (header included), the process and thread, a CLOCK_MONOTONIC
+ * timestamp taken at the syscall's exit, and the thread's cumulative on-CPU
+ * time (kept exact by sched_switch), so userspace gets the CPU a thread used
+ * between any two of its events by subtraction.
+ *
+ * The same bytes travel through the ring buffer, into `--record` files and out
+ * of `replay`, so the layout is fixed-width and checked with _Static_assert.
+ * Changing a layout means bumping TG_ABI_VERSION (recordings carry it).
+ *
+ * Included from BPF C (where vmlinux.h provides __u8.. types) and from
+ * userspace C11 (where <linux/types.h> does).
+ */
+#ifndef TIMEGLASS_EVENTS_H
+#define TIMEGLASS_EVENTS_H
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+#define TG_ABI_VERSION 1
+
+/* Largest payload head a data event can carry (the capture size tunable is
+ * clamped to this). A power of two so BPF can mask lengths. */
+#define TG_HEAD_MAX 16384
+/* Bytes captured from the end of each buffer (a chunked body ends in 0\r\n\r\n). */
+#define TG_TAIL_MAX 16
+#define TG_COMM_LEN 16
+#define TG_PATH_LEN 256
+
+enum tg_ev_type {
+	TG_EV_CONN = 1, /* a connection the tracer follows: accepted, connected or pre-existing */
+	TG_EV_CLOSE = 2, /* close() of a followed connection */
+	TG_EV_DATA = 3, /* bytes read from / written to a followed connection */
+	TG_EV_PROC = 4, /* process life cycle: fork, exec, exit of a traced process */
+	/* Events below are produced by userspace and only appear in recordings. */
+	TG_EV_TARGET = 64, /* a process became a target (pid, cmdline) */
+	TG_EV_ROUTES = 65, /* route templates learnt for a process (openapi paths) */
+	TG_EV_DROPS = 66, /* ring buffer drop counter snapshot */
+	TG_EV_IGNORE_PEER = 67, /* connections from this peer port are the tracer's own */
+};
+
+/* Direction of a data event, from the traced process's point of view. */
+enum tg_dir {
+	TG_DIR_IN = 0, /* the process read these bytes (request on a server socket) */
+	TG_DIR_OUT = 1, /* the process wrote these bytes (response on a server socket) */
+};
+
+/* What a followed connection is to the traced process. */
+enum tg_role {
+	TG_ROLE_SERVER = 1, /* accepted: the process is the HTTP server */
+	TG_ROLE_CLIENT = 2, /* connected by the process (databases, upstream HTTP) */
+};
+
+/* How a followed connection became known. */
+enum tg_conn_origin {
+	TG_ORIGIN_ACCEPT = 1,
+	TG_ORIGIN_CONNECT = 2,
+	TG_ORIGIN_EXISTING = 3, /* found in /proc at attach: open before the tracer */
+};
+
+/* The syscall behind a data event (for diagnostics and tests). */
+enum tg_sys {
+	TG_SYS_READ = 1,
+	TG_SYS_READV,
+	TG_SYS_RECVFROM,
+	TG_SYS_RECVMSG,
+	TG_SYS_WRITE,
+	TG_SYS_WRITEV,
+	TG_SYS_SENDTO,
+	TG_SYS_SENDMSG,
+	TG_SYS_SENDFILE,
+};
+
+/* Flags of a data event. */
+#define TG_DATA_HEAD_TRUNC 0x1 /* len > head_len: the middle of the buffer was not captured */
+#define TG_DATA_IOV_TRUNC 0x2 /* more iovecs than the program walks: head/tail may be incomplete */
+
+enum tg_proc_kind {
+	TG_PROC_FORK = 1, /* a traced process forked a new process (child_pid) */
+	TG_PROC_EXEC = 2, /* a traced process exec'd (filename) */
+	TG_PROC_EXIT = 3, /* a traced process (thread group leader) exited */
+};
+
+struct tg_ev_hdr {
+	__u16 type; /* enum tg_ev_type */
+	__u16 size; /* total size of the event in bytes, this header included */
+	__u32 cpu;
+	__u32 pid; /* thread group id */
+	__u32 tid;
+	__u64 ts_ns; /* CLOCK_MONOTONIC (bpf_ktime_get_ns) */
+	__u64 oncpu_ns; /* cumulative on-CPU time of thread tid since the tracer saw it */
+};
+
+struct tg_ev_conn {
+	struct tg_ev_hdr hdr;
+	__u64 conn_id; /* unique per connection for the whole run; never reused */
+	__s32 fd;
+	__u8 role; /* enum tg_role */
+	__u8 origin; /* enum tg_conn_origin */
+	__u16 family; /* AF_INET or AF_INET6; 0 when unknown */
+	__u16 lport; /* host byte order */
+	__u16 rport; /* host byte order */
+	__u32 pad;
+	__u8 laddr[16]; /* IPv4 in the first 4 bytes, network order */
+	__u8 raddr[16];
+};
+
+struct tg_ev_close {
+	struct tg_ev_hdr hdr;
+	__u64 conn_id;
+	__s32 fd;
+	__u32 seq; /* this connection's next event sequence number */
+};
+
+struct tg_ev_data {
+	struct tg_ev_hdr hdr;
+	__u64 conn_id;
+	__u32 seq; /* per connection, +1 per data event: a gap means events were lost */
+	__s32 fd;
+	__u32 len; /* bytes the syscall transferred (its return value) */
+	__u16 head_len; /* bytes of data[] holding the buffer's first bytes */
+	__u8 tail_len; /* bytes of data[] after the head holding the buffer's last bytes */
+	__u8 dir; /* enum tg_dir */
+	__u8 sys; /* enum tg_sys */
+	__u8 flags; /* TG_DATA_* */
+	__u16 pad;
+	__u32 pad2;
+	/* head_len bytes, then tail_len bytes. tail_len is 0 when len <= head_len.
+	 * The tail holds bytes [len - tail_len, len) of the buffer. */
+	__u8 data[];
+};
+
+struct tg_ev_proc {
+	struct tg_ev_hdr hdr;
+	__u8 kind; /* enum tg_proc_kind */
+	__u8 pad[3];
+	__u32 child_pid; /* TG_PROC_FORK: the new process */
+	__s32 exit_code; /* TG_PROC_EXIT: the exit status as wait() reports it */
+	__u32 pad2;
+	char comm[TG_COMM_LEN];
+	char filename[TG_PATH_LEN]; /* TG_PROC_EXEC: what was exec'd */
+};
+
+/* Userspace-made events: header then a NUL-terminated text of hdr.size -
+ * sizeof(hdr) bytes (the size is rounded up to 8). TG_EV_TARGET: the command
+ * line, spaces between arguments. TG_EV_ROUTES: "METHOD TEMPLATE\n" lines.
+ * TG_EV_IGNORE_PEER: the decimal peer port. */
+struct tg_ev_text {
+	struct tg_ev_hdr hdr;
+	char text[];
+};
+
+/* TG_EV_DROPS: totals since attach, as read from the BPF counters. */
+struct tg_ev_drops {
+	struct tg_ev_hdr hdr;
+	__u64 emitted;
+	__u64 dropped;
+};
+
+_Static_assert(sizeof(struct tg_ev_hdr) == 32, "tg_ev_hdr ABI");
+_Static_assert(sizeof(struct tg_ev_conn) == 88, "tg_ev_conn ABI");
+_Static_assert(sizeof(struct tg_ev_close) == 48, "tg_ev_close ABI");
+_Static_assert(sizeof(struct tg_ev_data) == 64, "tg_ev_data ABI");
+_Static_assert(sizeof(struct tg_ev_proc) == 32 + 16 + TG_COMM_LEN + TG_PATH_LEN, "tg_ev_proc ABI");
+_Static_assert(sizeof(struct tg_ev_drops) == 48, "tg_ev_drops ABI");
+
+/* Userspace conn ids for connections found in /proc have this bit set, so they
+ * never collide with the ids BPF hands out from its counter. */
+#define TG_CONN_ID_USER_BIT (1ULL << 63)
+
+#endif /* TIMEGLASS_EVENTS_H */

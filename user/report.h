@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * `timeglass report`: a run's summary, per-endpoint latency table and slowest
+ * requests, read from the database, as text, JSON (shape in docs/report.md,
+ * kept stable) or Markdown.
+ */
+#ifndef TG_REPORT_H
+#define TG_REPORT_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+enum tg_report_format { TG_REPORT_TEXT = 0, TG_REPORT_JSON, TG_REPORT_MARKDOWN };
+
+struct tg_report_opts {
+	enum tg_report_format format;
+	int64_t run_id; /* 0: the latest run */
+	int slowest; /* how many slowest requests to list (default 10) */
+};
+
+/* Write the report of one run of the database at db_path to out. Opens the
+ * database read-only. Returns 0, or -errno with a message in err. */
+int tg_report__write(const char *db_path, const struct tg_report_opts *opts, FILE *out, char *err,
+		     size_t errlen);
+
+/* Parse "text", "json" or "markdown" (also "md"). Returns 0 or -EINVAL. */
+int tg_report__parse_format(const char *s, enum tg_report_format *out);
+
+#endif

@@ -1,0 +1,77 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The SQLite store: one database file per trace (WAL), a versioned schema
+ * (PRAGMA user_version + migrations, docs/schema.md), and a writer thread so
+ * the event consumer never waits on disk. Rows are queued by the add
+ * functions and written in batches, one transaction per batch, ROLLBACK on any
+ * error (the batch is retried row by row so one bad row loses only itself,
+ * and every row lost is counted).
+ */
+#ifndef TG_STORE_H
+#define TG_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "request.h"
+
+struct tg_routes;
+
+/* The schema version this build writes (PRAGMA user_version). */
+#define TG_SCHEMA_VERSION 1
+
+struct tg_run_info {
+	uint64_t started_ns; /* Unix epoch ns */
+	uint64_t mono_to_epoch_ns; /* add to a CLOCK_MONOTONIC ns to get Unix epoch ns */
+	const char *targets; /* free text: "--uvicorn", "pid 42", "-- uvicorn app:app" */
+	const char *kernel; /* uname -r */
+	const char *version; /* timeglass version */
+};
+
+struct tg_store_stats {
+	uint64_t requests_written;
+	uint64_t rows_failed; /* rows that could not be written (counted, logged) */
+	uint64_t batches;
+};
+
+struct tg_store;
+
+/* Open (creating if needed) the database at path, migrate it to
+ * TG_SCHEMA_VERSION and start the writer thread. A database from a newer
+ * TimeGlass is refused. On failure returns NULL, sets errno and writes a
+ * message for the user into err (errlen bytes). */
+struct tg_store *tg_store__open(const char *path, char *err, size_t errlen);
+
+/* Insert a row into runs and make it the run that later rows belong to.
+ * Returns 0 or -errno; *run_id gets the new id. Synchronous. */
+int tg_store__begin_run(struct tg_store *s, const struct tg_run_info *info, int64_t *run_id);
+
+/* Record that pid became a target of the current run (cmdline may be NULL).
+ * Queued. Returns 0 or -errno. */
+int tg_store__add_target(struct tg_store *s, uint32_t pid, const char *cmdline, uint64_t seen_ns);
+
+/* Queue one request (times in CLOCK_MONOTONIC ns; converted with the run's
+ * mono_to_epoch_ns). The record is copied. Blocks while the queue is full.
+ * Returns 0 or -errno. */
+int tg_store__add_request(struct tg_store *s, const struct tg_request *r);
+
+/* Re-resolve the routes of the current run's requests of pid whose route was
+ * guessed (TG_REQ_ROUTE_GUESSED), against routes (a table learnt late, e.g.
+ * after the app started). Queued behind the rows already added; routes must
+ * stay valid until the next tg_store__flush() returns. Returns 0 or -errno. */
+int tg_store__reroute(struct tg_store *s, uint32_t pid, const struct tg_routes *routes);
+
+/* Wait until everything queued so far is written. Returns 0 or -errno. */
+int tg_store__flush(struct tg_store *s);
+
+/* Close the current run: ended time (epoch ns) and the event counters.
+ * Flushes first. Returns 0 or -errno. */
+int tg_store__end_run(struct tg_store *s, uint64_t ended_ns, uint64_t events, uint64_t dropped);
+
+/* Counters so far. */
+void tg_store__stats(struct tg_store *s, struct tg_store_stats *out);
+
+/* Flush, stop the writer thread, close the database. Accepts NULL. */
+void tg_store__close(struct tg_store *s);
+
+#endif

@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The kernel side's userspace half: opens, configures, loads and attaches the
+ * BPF programs (bpf/io.bpf.c) with libbpf, keeps the set of traced processes
+ * in the BPF map, and hands every event from the ring buffer to a callback.
+ * This is the only file that talks to libbpf.
+ */
+#ifndef TG_TRACER_H
+#define TG_TRACER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct tg_tracer_cfg {
+	uint32_t capture_bytes; /* head bytes copied per server read/write (<= TG_HEAD_MAX), default 1024 */
+	uint32_t ring_bytes; /* ring buffer size, power of two, default 16 MiB */
+	uint32_t wakeup_bytes; /* wake the consumer when this much is pending, default ring/8 */
+	int follow_children; /* trace processes forked by traced processes (default 1) */
+};
+
+struct tg_tracer_counters {
+	uint64_t emitted; /* events written to the ring buffer, all CPUs */
+	uint64_t dropped; /* events lost because the ring buffer was full */
+};
+
+/* Called for every event, in ring buffer order, with the event's bytes
+ * (struct tg_ev_hdr first; size == hdr.size). Return 0 to continue. */
+typedef int (*tg_tracer_event_fn)(void *ctx, const void *ev, size_t size);
+
+struct tg_tracer;
+
+/* Check for BPF support, open and load the programs with cfg (NULL: defaults)
+ * and attach them. Mounts tracefs when it is missing and we are root. On
+ * failure returns NULL, sets errno, and writes what to do into err. */
+struct tg_tracer *tg_tracer__open(const struct tg_tracer_cfg *cfg, tg_tracer_event_fn fn, void *ctx,
+				  char *err, size_t errlen);
+
+/* Start tracing process pid (all its threads): add it to the traced set and
+ * announce its TCP connections that are already established (found in /proc),
+ * which are followed from their next byte: a TG_EV_CONN event with origin
+ * TG_ORIGIN_EXISTING is passed to the callback for each. Returns 0 or -errno
+ * (-ESRCH: no such process). */
+int tg_tracer__add_pid(struct tg_tracer *t, pid_t pid);
+
+/* Stop tracing pid. Returns 0 or -errno. */
+int tg_tracer__remove_pid(struct tg_tracer *t, pid_t pid);
+
+/* Wait up to timeout_ms for events and pass every pending one to the
+ * callback (consuming also when no wake-up came, so the ring never fills
+ * unnoticed). Returns the number of events handled or -errno. */
+int tg_tracer__poll(struct tg_tracer *t, int timeout_ms);
+
+/* Sum of the per-CPU emitted/dropped counters. */
+void tg_tracer__counters(struct tg_tracer *t, struct tg_tracer_counters *out);
+
+/* Detach and free everything. Accepts NULL. */
+void tg_tracer__close(struct tg_tracer *t);
+
+#endif
