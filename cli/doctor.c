@@ -1,1 +1,208 @@
-/* placeholder: being written */
+/* SPDX-License-Identifier: MIT */
+/* Environment checks (doctor.h). Each check is a small function filling one row. */
+#include "doctor.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <stdarg.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include "procscan.h"
+
+#define CAP_SYS_PTRACE_BIT 19
+#define CAP_SYS_ADMIN_BIT 21
+#define CAP_PERFMON_BIT 38
+#define CAP_BPF_BIT 39
+
+static void set(struct tg_check *c, const char *name, enum tg_check_status st, const char *fix,
+		const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static void set(struct tg_check *c, const char *name, enum tg_check_status st, const char *fix,
+		const char *fmt, ...)
+{
+	va_list ap;
+
+	c->name = name;
+	c->status = st;
+	va_start(ap, fmt);
+	vsnprintf(c->detail, sizeof(c->detail), fmt, ap);
+	va_end(ap);
+	snprintf(c->fix, sizeof(c->fix), "%s", fix ? fix : "");
+}
+
+static void check_kernel(struct tg_check *c)
+{
+	struct utsname u;
+	int major = 0, minor = 0;
+
+	uname(&u);
+	sscanf(u.release, "%d.%d", &major, &minor);
+	if (major > 5 || (major == 5 && minor >= 15))
+		set(c, "kernel", TG_CHECK_OK, NULL, "Linux %s", u.release);
+	else
+		set(c, "kernel", TG_CHECK_FAIL,
+		    "upgrade to Linux 5.15 or newer (bpf_task_pt_regs, task storage, BPF ring "
+		    "buffer)",
+		    "Linux %s is older than 5.15", u.release);
+}
+
+static void check_btf(struct tg_check *c)
+{
+	if (access("/sys/kernel/btf/vmlinux", R_OK) == 0)
+		set(c, "BTF", TG_CHECK_OK, NULL, "/sys/kernel/btf/vmlinux present");
+	else
+		set(c, "BTF", TG_CHECK_FAIL,
+		    "use a kernel built with CONFIG_DEBUG_INFO_BTF=y (most distributions ship one)",
+		    "/sys/kernel/btf/vmlinux: %s", strerror(errno));
+}
+
+static unsigned long long cap_eff(void)
+{
+	char line[256];
+	unsigned long long caps = 0;
+	FILE *f = fopen("/proc/self/status", "r");
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "CapEff: %llx", &caps) == 1)
+			break;
+	fclose(f);
+	return caps;
+}
+
+static void check_privileges(struct tg_check *c, int tracing)
+{
+	unsigned long long caps = cap_eff();
+	int bpf = (caps >> CAP_BPF_BIT & 1) || (caps >> CAP_SYS_ADMIN_BIT & 1);
+	int perfmon = (caps >> CAP_PERFMON_BIT & 1) || (caps >> CAP_SYS_ADMIN_BIT & 1);
+	int ptrace = caps >> CAP_SYS_PTRACE_BIT & 1;
+
+	if (bpf && perfmon && ptrace)
+		set(c, "privileges", TG_CHECK_OK, NULL, "%s (CAP_BPF, CAP_PERFMON, CAP_SYS_PTRACE)",
+		    geteuid() == 0 ? "root" : "capabilities");
+	else
+		set(c, "privileges", tracing ? TG_CHECK_FAIL : TG_CHECK_WARN,
+		    "run as root: sudo timeglass trace ... (or grant CAP_BPF, CAP_PERFMON, "
+		    "CAP_SYS_PTRACE and CAP_SYS_ADMIN)",
+		    "missing%s%s%s", bpf ? "" : " CAP_BPF", perfmon ? "" : " CAP_PERFMON",
+		    ptrace ? "" : " CAP_SYS_PTRACE");
+}
+
+static int tracefs_mounted(void)
+{
+	return access("/sys/kernel/tracing/events/syscalls", F_OK) == 0;
+}
+
+int tg_doctor__ensure_tracefs(void)
+{
+	if (tracefs_mounted())
+		return 0;
+	if (mount("nodev", "/sys/kernel/tracing", "tracefs", 0, NULL) != 0 && errno != EBUSY)
+		return -errno;
+	return tracefs_mounted() ? 0 : -ENOENT;
+}
+
+static void check_tracefs(struct tg_check *c)
+{
+	if (tracefs_mounted())
+		set(c, "tracefs", TG_CHECK_OK, NULL, "mounted at /sys/kernel/tracing");
+	else if (geteuid() == 0)
+		set(c, "tracefs", TG_CHECK_WARN, "none: timeglass trace mounts it itself",
+		    "not mounted (needed to attach syscall tracepoints)");
+	else
+		set(c, "tracefs", TG_CHECK_FAIL, "sudo mount -t tracefs nodev /sys/kernel/tracing",
+		    "not mounted (needed to attach syscall tracepoints)");
+}
+
+static void check_lockdown(struct tg_check *c)
+{
+	char buf[128] = "";
+	FILE *f = fopen("/sys/kernel/security/lockdown", "r");
+
+	if (f) {
+		if (!fgets(buf, sizeof(buf), f))
+			buf[0] = '\0';
+		fclose(f);
+	}
+	buf[strcspn(buf, "\n")] = '\0';
+	if (strstr(buf, "[confidentiality]"))
+		set(c, "lockdown", TG_CHECK_FAIL,
+		    "boot without lockdown=confidentiality (it forbids reading process memory from "
+		    "BPF)",
+		    "%s", buf);
+	else
+		set(c, "lockdown", TG_CHECK_OK, NULL, "%s", buf[0] ? buf : "not enabled");
+}
+
+static void check_targets(struct tg_check *c)
+{
+	pid_t pids[64];
+	char ver[16], list[200] = "";
+	int n = tg_procscan__find_uvicorn(NULL, pids, 64), i, py = 0;
+	size_t off = 0;
+
+	if (n < 0) {
+		set(c, "uvicorn", TG_CHECK_WARN, NULL, "cannot scan /proc: %s", strerror(-n));
+		return;
+	}
+	for (i = 0; i < n && i < 64; i++) {
+		int r = tg_procscan__python_version(NULL, pids[i], ver, sizeof(ver));
+
+		py += r == 1;
+		if (off < sizeof(list) - 32)
+			off += (size_t)snprintf(list + off, sizeof(list) - off, "%s%d (%s%s)",
+						i ? ", " : "", pids[i], r == 1 ? "Python " : "",
+						r == 1 ? ver : "not CPython");
+	}
+	if (n == 0)
+		set(c, "uvicorn", TG_CHECK_WARN,
+		    "start your app, or use trace -- uvicorn app:app / trace --pid PID",
+		    "no uvicorn process running now");
+	else
+		set(c, "uvicorn", TG_CHECK_OK, NULL, "%d running: %s", n, list);
+}
+
+static void check_python(struct tg_check *c)
+{
+	if (access("/usr/bin/python3", X_OK) == 0)
+		set(c, "python", TG_CHECK_OK, NULL,
+		    "/usr/bin/python3 present; HTTP capture works for any server, CPython or not");
+	else
+		set(c, "python", TG_CHECK_WARN, NULL,
+		    "/usr/bin/python3 not found; HTTP capture still works for any server");
+}
+
+size_t tg_doctor__run(struct tg_check *checks, int tracing)
+{
+	size_t n = 0;
+
+	check_kernel(&checks[n++]);
+	check_btf(&checks[n++]);
+	check_privileges(&checks[n++], tracing);
+	check_tracefs(&checks[n++]);
+	check_lockdown(&checks[n++]);
+	if (!tracing) {
+		check_python(&checks[n++]);
+		check_targets(&checks[n++]);
+	}
+	return n;
+}
+
+void tg_doctor__print(const struct tg_check *checks, size_t n)
+{
+	static const char *const st[] = {"ok", "warn", "FAIL"};
+	size_t i;
+
+	printf("%-12s %-5s %s\n", "CHECK", "STATUS", "DETAIL");
+	for (i = 0; i < n; i++) {
+		printf("%-12s %-6s %s\n", checks[i].name, st[checks[i].status], checks[i].detail);
+		if (checks[i].fix[0])
+			printf("%-12s %-6s -> %s\n", "", "", checks[i].fix);
+	}
+}

@@ -18,7 +18,7 @@ enum tg_log_level tg_log__level(void)
 
 void tg_log(enum tg_log_level level, const char *fmt, ...)
 {
-	static const char *const names[] = { "error", "warning", "info", "debug" };
+	static const char *const names[] = {"error", "warning", "info", "debug"};
 	va_list ap;
 
 	if (level > current_level)

@@ -1,1 +1,424 @@
-/* placeholder: being written */
+/* SPDX-License-Identifier: MIT */
+/*
+ * The pipeline (pipeline.h): event decoding and the connection table.
+ *
+ * Connections are keyed by conn_id, which the kernel side never reuses, so a
+ * reused fd cannot inherit a stale exchange. A second index (pid:fd ->
+ * conn_id) catches the case where a close was never seen (lost, or the fd
+ * was closed by exit/dup2): a new connection on the same pid:fd finishes
+ * the old one first. Per-connection sequence numbers reveal lost events,
+ * which are passed to the reassembler as gaps. Every event is validated
+ * (type, sizes, lengths) before use; bad ones are counted, never trusted.
+ */
+#include "pipeline.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "http.h"
+#include "log.h"
+#include "procscan.h"
+#include "route.h"
+#include "timeglass/events.h"
+#include "u64map.h"
+
+#define MAX_IGNORED_PORTS 64
+
+struct conn {
+	uint64_t conn_id;
+	uint32_t pid;
+	int32_t fd;
+	uint32_t next_seq;
+	bool seq_known; /* false until the first data event (pre-existing conns) */
+	bool ignored;	/* the tracer's own connection */
+	uint8_t role;
+	uint16_t rport;
+	char peer[TG_PEER_LEN];
+	struct tg_http_conn *http; /* server connections only */
+	struct tg_pipeline *p;
+};
+
+struct pid_routes {
+	uint32_t pid;
+	struct tg_routes *routes;
+};
+
+struct tg_pipeline {
+	struct tg_pipeline_cfg cfg;
+	struct tg_pipeline_stats stats;
+	struct tg_u64map conns; /* conn_id -> struct conn */
+	struct tg_u64map by_fd; /* pid << 32 | fd -> struct conn */
+	struct pid_routes *routes;
+	size_t nroutes;
+	uint16_t ignored_ports[MAX_IGNORED_PORTS];
+	size_t nignored;
+};
+
+static uint64_t fd_key(uint32_t pid, int32_t fd)
+{
+	/* +1 keeps the key non-zero for pid 0 / fd 0 in synthetic streams. */
+	return ((uint64_t)pid << 32 | (uint32_t)fd) + 1;
+}
+
+struct tg_pipeline *tg_pipeline__new(const struct tg_pipeline_cfg *cfg)
+{
+	struct tg_pipeline *p = calloc(1, sizeof(*p));
+
+	if (!p)
+		return NULL;
+	p->cfg = *cfg;
+	if (tg_u64map__init(&p->conns, 1024) || tg_u64map__init(&p->by_fd, 1024)) {
+		tg_u64map__destroy(&p->conns);
+		free(p);
+		errno = ENOMEM;
+		return NULL;
+	}
+	return p;
+}
+
+static void conn_free(struct conn *c)
+{
+	if (!c)
+		return;
+	tg_http__free(c->http);
+	free(c);
+}
+
+void tg_pipeline__free(struct tg_pipeline *p)
+{
+	size_t pos = 0, i;
+	uint64_t key;
+	void *val;
+
+	if (!p)
+		return;
+	while (tg_u64map__next(&p->conns, &pos, &key, &val))
+		conn_free(val);
+	tg_u64map__destroy(&p->conns);
+	tg_u64map__destroy(&p->by_fd);
+	for (i = 0; i < p->nroutes; i++)
+		tg_routes__free(p->routes[i].routes);
+	free(p->routes);
+	free(p);
+}
+
+const struct tg_routes *tg_pipeline__routes(const struct tg_pipeline *p, uint32_t pid)
+{
+	size_t i;
+
+	for (i = 0; i < p->nroutes; i++)
+		if (p->routes[i].pid == pid)
+			return p->routes[i].routes;
+	return NULL;
+}
+
+int tg_pipeline__set_routes(struct tg_pipeline *p, uint32_t pid, const char *routes_text)
+{
+	struct tg_routes *t = tg_routes__new();
+	struct pid_routes *n;
+	size_t i;
+	int err;
+
+	if (!t)
+		return -ENOMEM;
+	err = tg_routes__add_text(t, routes_text);
+	if (err) {
+		tg_routes__free(t);
+		return err;
+	}
+	for (i = 0; i < p->nroutes; i++) {
+		if (p->routes[i].pid == pid) {
+			tg_routes__free(p->routes[i].routes);
+			p->routes[i].routes = t;
+			return 0;
+		}
+	}
+	n = realloc(p->routes, (p->nroutes + 1) * sizeof(*n));
+	if (!n) {
+		tg_routes__free(t);
+		return -ENOMEM;
+	}
+	p->routes = n;
+	p->routes[p->nroutes].pid = pid;
+	p->routes[p->nroutes].routes = t;
+	p->nroutes++;
+	return 0;
+}
+
+void tg_pipeline__ignore_peer_port(struct tg_pipeline *p, uint16_t port)
+{
+	size_t i;
+
+	for (i = 0; i < p->nignored; i++)
+		if (p->ignored_ports[i] == port)
+			return;
+	if (p->nignored < MAX_IGNORED_PORTS)
+		p->ignored_ports[p->nignored++] = port;
+	else
+		p->ignored_ports[port % MAX_IGNORED_PORTS] = port;
+}
+
+static bool port_ignored(const struct tg_pipeline *p, uint16_t port)
+{
+	size_t i;
+
+	for (i = 0; i < p->nignored; i++)
+		if (p->ignored_ports[i] == port)
+			return true;
+	return false;
+}
+
+/* The reassembler finished an exchange of connection c (ctx). */
+static void on_exchange(void *ctx, struct tg_request *req)
+{
+	struct conn *c = ctx;
+	struct tg_pipeline *p = c->p;
+	const struct tg_routes *routes;
+	char path[TG_TARGET_LEN];
+	size_t n;
+
+	if (c->ignored)
+		return;
+	req->conn_id = c->conn_id;
+	req->pid = c->pid;
+	memcpy(req->peer, c->peer, sizeof(req->peer));
+	n = strcspn(req->target, "?");
+	memcpy(path, req->target, n);
+	path[n] = '\0';
+	routes = tg_pipeline__routes(p, c->pid);
+	if (!(req->flags & TG_REQ_HTTP2) &&
+	    !tg_route__match(routes, req->method, path, req->route, sizeof(req->route))) {
+		tg_route__heuristic(path, req->route, sizeof(req->route));
+		req->flags |= TG_REQ_ROUTE_GUESSED;
+	}
+	p->stats.requests++;
+	if (p->cfg.on_request)
+		p->cfg.on_request(p->cfg.ctx, req);
+}
+
+static void conn_close(struct tg_pipeline *p, struct conn *c, uint64_t ts_ns)
+{
+	if (c->http)
+		tg_http__close(c->http, ts_ns);
+	tg_u64map__del(&p->conns, c->conn_id);
+	if (tg_u64map__get(&p->by_fd, fd_key(c->pid, c->fd)) == c)
+		tg_u64map__del(&p->by_fd, fd_key(c->pid, c->fd));
+	conn_free(c);
+	p->stats.open_conns--;
+}
+
+static int on_conn(struct tg_pipeline *p, const struct tg_ev_conn *e)
+{
+	struct tg_http_cfg hcfg = {.keep_query_values = p->cfg.keep_query_values};
+	struct conn *c, *old;
+
+	if (e->conn_id == 0 || (e->family != AF_INET && e->family != AF_INET6 && e->family != 0))
+		return -EBADMSG;
+	old = tg_u64map__get(&p->conns, e->conn_id);
+	if (old)
+		conn_close(p, old, e->hdr.ts_ns);
+	/* A close we never saw: the fd was reused. Finish the old connection. */
+	old = tg_u64map__get(&p->by_fd, fd_key(e->hdr.pid, e->fd));
+	if (old)
+		conn_close(p, old, e->hdr.ts_ns);
+
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->p = p;
+	c->conn_id = e->conn_id;
+	c->pid = e->hdr.pid;
+	c->fd = e->fd;
+	c->role = e->role;
+	c->rport = e->rport;
+	c->seq_known = e->hdr.type == TG_EV_CONN && e->origin != TG_ORIGIN_EXISTING;
+	c->next_seq = 0;
+	c->ignored = port_ignored(p, e->rport);
+	if (e->family)
+		tg_procscan__format_peer(e->family, e->raddr, e->rport, c->peer, sizeof(c->peer));
+	if (e->role == TG_ROLE_SERVER) {
+		c->http = tg_http__new(&hcfg, on_exchange, c);
+		if (!c->http) {
+			free(c);
+			return -ENOMEM;
+		}
+		if (e->origin == TG_ORIGIN_EXISTING)
+			tg_http__set_preexisting(c->http);
+	}
+	if (tg_u64map__put(&p->conns, c->conn_id, c) ||
+	    tg_u64map__put(&p->by_fd, fd_key(c->pid, c->fd), c)) {
+		tg_u64map__del(&p->conns, c->conn_id);
+		conn_free(c);
+		return -ENOMEM;
+	}
+	p->stats.open_conns++;
+	return 0;
+}
+
+static void check_seq(struct tg_pipeline *p, struct conn *c, uint32_t seq)
+{
+	if (c->seq_known && seq != c->next_seq) {
+		p->stats.gaps++;
+		if (c->http)
+			tg_http__gap(c->http);
+	}
+	c->seq_known = true;
+	c->next_seq = seq + 1;
+}
+
+static int on_data(struct tg_pipeline *p, const struct tg_ev_data *e, size_t size)
+{
+	struct tg_segment seg;
+	struct conn *c;
+
+	if (size < sizeof(*e) + (size_t)e->head_len + e->tail_len || e->head_len > e->len ||
+	    e->tail_len > TG_TAIL_MAX || (e->tail_len && e->head_len + e->tail_len > e->len) ||
+	    (e->dir != TG_DIR_IN && e->dir != TG_DIR_OUT))
+		return -EBADMSG;
+	p->stats.data_events++;
+	c = tg_u64map__get(&p->conns, e->conn_id);
+	if (!c) {
+		p->stats.unknown_conn++;
+		return 0;
+	}
+	check_seq(p, c, e->seq);
+	if (!c->http || tg_http__abandoned(c->http))
+		return 0;
+	seg.ts_ns = e->hdr.ts_ns;
+	seg.tid = e->hdr.tid;
+	seg.dir = e->dir;
+	seg.len = e->len;
+	seg.head = e->data;
+	seg.head_len = e->head_len;
+	seg.tail = e->data + e->head_len;
+	seg.tail_len = e->tail_len;
+	tg_http__feed(c->http, &seg);
+	return 0;
+}
+
+static int on_close(struct tg_pipeline *p, const struct tg_ev_close *e)
+{
+	struct conn *c = tg_u64map__get(&p->conns, e->conn_id);
+
+	if (!c)
+		return 0;
+	/* close.seq is the next data seq: a mismatch means data was lost. */
+	if (c->seq_known && e->seq != c->next_seq) {
+		p->stats.gaps++;
+		if (c->http)
+			tg_http__gap(c->http);
+	}
+	conn_close(p, c, e->hdr.ts_ns);
+	return 0;
+}
+
+/* A traced process exited: its connections are gone with it. */
+static void close_pid(struct tg_pipeline *p, uint32_t pid, uint64_t ts_ns)
+{
+	size_t pos = 0;
+	uint64_t key;
+	void *val;
+
+	while (tg_u64map__next(&p->conns, &pos, &key, &val)) {
+		struct conn *c = val;
+
+		if (c->pid == pid)
+			conn_close(p, c, ts_ns);
+	}
+}
+
+static int text_event(const struct tg_ev_text *e, size_t size, const char **text)
+{
+	size_t n = size - sizeof(*e);
+
+	if (n == 0 || memchr(e->text, '\0', n) == NULL)
+		return -EBADMSG;
+	*text = e->text;
+	return 0;
+}
+
+int tg_pipeline__event(struct tg_pipeline *p, const void *ev, size_t size)
+{
+	const struct tg_ev_hdr *h = ev;
+	const char *text;
+	int err = 0;
+
+	p->stats.events++;
+	if (size < sizeof(*h) || h->size != size) {
+		err = -EBADMSG;
+		goto out;
+	}
+	switch (h->type) {
+	case TG_EV_CONN:
+		err = size < sizeof(struct tg_ev_conn) ? -EBADMSG : on_conn(p, ev);
+		break;
+	case TG_EV_CLOSE:
+		err = size < sizeof(struct tg_ev_close) ? -EBADMSG : on_close(p, ev);
+		break;
+	case TG_EV_DATA:
+		err = size < sizeof(struct tg_ev_data) ? -EBADMSG : on_data(p, ev, size);
+		break;
+	case TG_EV_PROC: {
+		const struct tg_ev_proc *e = ev;
+
+		if (size < sizeof(*e)) {
+			err = -EBADMSG;
+			break;
+		}
+		if (e->kind == TG_PROC_EXIT)
+			close_pid(p, h->pid, h->ts_ns);
+		break;
+	}
+	case TG_EV_TARGET:
+		err = text_event(ev, size, &text);
+		break;
+	case TG_EV_ROUTES:
+		err = text_event(ev, size, &text);
+		if (!err && tg_pipeline__set_routes(p, h->pid, text))
+			err = -EBADMSG;
+		break;
+	case TG_EV_IGNORE_PEER: {
+		long port;
+
+		err = text_event(ev, size, &text);
+		if (err)
+			break;
+		port = strtol(text, NULL, 10);
+		if (port <= 0 || port > 65535) {
+			err = -EBADMSG;
+			break;
+		}
+		tg_pipeline__ignore_peer_port(p, (uint16_t)port);
+		break;
+	}
+	case TG_EV_DROPS:
+		err = size < sizeof(struct tg_ev_drops) ? -EBADMSG : 0;
+		break;
+	default:
+		err = -EBADMSG;
+	}
+	if (!err && p->cfg.on_meta &&
+	    (h->type == TG_EV_PROC || h->type == TG_EV_TARGET || h->type == TG_EV_DROPS))
+		p->cfg.on_meta(p->cfg.ctx, ev, size);
+out:
+	if (err == -EBADMSG)
+		p->stats.malformed++;
+	return err == -EBADMSG ? err : 0;
+}
+
+void tg_pipeline__finish(struct tg_pipeline *p, uint64_t ts_ns)
+{
+	size_t pos = 0;
+	uint64_t key;
+	void *val;
+
+	while (tg_u64map__next(&p->conns, &pos, &key, &val))
+		conn_close(p, val, ts_ns);
+}
+
+void tg_pipeline__stats(const struct tg_pipeline *p, struct tg_pipeline_stats *out)
+{
+	*out = p->stats;
+}

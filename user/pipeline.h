@@ -18,17 +18,18 @@
 struct tg_pipeline_cfg {
 	bool keep_query_values;
 	void (*on_request)(void *ctx, const struct tg_request *req);
-	/* A process was seen for the first time / exited / forked. Optional. */
-	void (*on_proc)(void *ctx, const void *ev);
+	/* Process and userspace meta events (TG_EV_PROC, TG_EV_TARGET,
+	 * TG_EV_DROPS), after the pipeline handled them. Optional. */
+	void (*on_meta)(void *ctx, const void *ev, size_t size);
 	void *ctx;
 };
 
 struct tg_pipeline_stats {
-	uint64_t events; /* all events decoded */
+	uint64_t events;    /* all events decoded */
 	uint64_t malformed; /* events rejected: bad size or type */
 	uint64_t data_events;
 	uint64_t requests;
-	uint64_t gaps; /* per-connection sequence gaps (lost events) */
+	uint64_t gaps;	       /* per-connection sequence gaps (lost events) */
 	uint64_t unknown_conn; /* data for a connection never announced */
 	uint64_t open_conns;
 };

@@ -15,32 +15,32 @@
 #define TG_PEER_LEN 64
 
 /* Request flags (requests.flags in the database; docs/schema.md). */
-#define TG_REQ_INCOMPLETE 0x01 /* the exchange did not finish (no/partial response, close) */
-#define TG_REQ_LOST_EVENTS 0x02 /* events of this connection were dropped during it */
-#define TG_REQ_UPGRADED 0x04 /* 101 Switching Protocols: connection left alone after it */
-#define TG_REQ_HTTP2 0x08 /* an HTTP/2 preface: recorded once, connection left alone */
-#define TG_REQ_TRUNCATED 0x10 /* headers not wholly captured: some fields may be missing */
-#define TG_REQ_PREEXISTING 0x20 /* on a connection opened before the tracer attached */
-#define TG_REQ_CONTINUE 0x40 /* the server sent 100 Continue before the final response */
-#define TG_REQ_RESYNC 0x80 /* garbage or a gap before this request was skipped */
+#define TG_REQ_INCOMPLETE 0x01	   /* the exchange did not finish (no/partial response, close) */
+#define TG_REQ_LOST_EVENTS 0x02	   /* events of this connection were dropped during it */
+#define TG_REQ_UPGRADED 0x04	   /* 101 Switching Protocols: connection left alone after it */
+#define TG_REQ_HTTP2 0x08	   /* an HTTP/2 preface: recorded once, connection left alone */
+#define TG_REQ_TRUNCATED 0x10	   /* headers not wholly captured: some fields may be missing */
+#define TG_REQ_PREEXISTING 0x20	   /* on a connection opened before the tracer attached */
+#define TG_REQ_CONTINUE 0x40	   /* the server sent 100 Continue before the final response */
+#define TG_REQ_RESYNC 0x80	   /* garbage or a gap before this request was skipped */
 #define TG_REQ_ROUTE_GUESSED 0x100 /* route from heuristics, not from the app's route table */
 
 struct tg_request {
 	uint64_t conn_id;
 	uint32_t pid;
-	uint32_t tid; /* thread that read the request's first bytes */
-	uint64_t start_ns; /* CLOCK_MONOTONIC: exit of the read with the first request byte */
+	uint32_t tid;		/* thread that read the request's first bytes */
+	uint64_t start_ns;	/* CLOCK_MONOTONIC: exit of the read with the first request byte */
 	uint64_t first_resp_ns; /* CLOCK_MONOTONIC: exit of the first response write; 0 if none */
-	uint64_t end_ns; /* CLOCK_MONOTONIC: exit of the write with the last response byte */
-	uint64_t req_bytes; /* request line + headers + body, as transferred */
-	uint64_t resp_bytes; /* status line + headers + body (1xx interim responses included) */
-	uint32_t flags; /* TG_REQ_* */
-	int32_t status; /* final status code; 0 when no response was seen */
-	uint8_t http_minor; /* 0 or 1 (HTTP/1.x); 0 for HTTP/2 preface */
+	uint64_t end_ns;	/* CLOCK_MONOTONIC: exit of the write with the last response byte */
+	uint64_t req_bytes;	/* request line + headers + body, as transferred */
+	uint64_t resp_bytes;	/* status line + headers + body (1xx interim responses included) */
+	uint32_t flags;		/* TG_REQ_* */
+	int32_t status;		/* final status code; 0 when no response was seen */
+	uint8_t http_minor;	/* 0 or 1 (HTTP/1.x); 0 for HTTP/2 preface */
 	char method[TG_METHOD_LEN];
 	char target[TG_TARGET_LEN]; /* path and query, query values redacted unless asked */
-	char route[TG_ROUTE_LEN]; /* route template, filled in by the pipeline */
-	char peer[TG_PEER_LEN]; /* "1.2.3.4:5678" or "[::1]:5678", filled in by the pipeline */
+	char route[TG_ROUTE_LEN];   /* route template, filled in by the pipeline */
+	char peer[TG_PEER_LEN];	    /* "1.2.3.4:5678" or "[::1]:5678", filled in by the pipeline */
 };
 
 #endif

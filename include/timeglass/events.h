@@ -33,20 +33,20 @@
 #define TG_PATH_LEN 256
 
 enum tg_ev_type {
-	TG_EV_CONN = 1, /* a connection the tracer follows: accepted, connected or pre-existing */
+	TG_EV_CONN = 1,	 /* a connection the tracer follows: accepted, connected or pre-existing */
 	TG_EV_CLOSE = 2, /* close() of a followed connection */
-	TG_EV_DATA = 3, /* bytes read from / written to a followed connection */
-	TG_EV_PROC = 4, /* process life cycle: fork, exec, exit of a traced process */
+	TG_EV_DATA = 3,	 /* bytes read from / written to a followed connection */
+	TG_EV_PROC = 4,	 /* process life cycle: fork, exec, exit of a traced process */
 	/* Events below are produced by userspace and only appear in recordings. */
-	TG_EV_TARGET = 64, /* a process became a target (pid, cmdline) */
-	TG_EV_ROUTES = 65, /* route templates learnt for a process (openapi paths) */
-	TG_EV_DROPS = 66, /* ring buffer drop counter snapshot */
+	TG_EV_TARGET = 64,	/* a process became a target (pid, cmdline) */
+	TG_EV_ROUTES = 65,	/* route templates learnt for a process (openapi paths) */
+	TG_EV_DROPS = 66,	/* ring buffer drop counter snapshot */
 	TG_EV_IGNORE_PEER = 67, /* connections from this peer port are the tracer's own */
 };
 
 /* Direction of a data event, from the traced process's point of view. */
 enum tg_dir {
-	TG_DIR_IN = 0, /* the process read these bytes (request on a server socket) */
+	TG_DIR_IN = 0,	/* the process read these bytes (request on a server socket) */
 	TG_DIR_OUT = 1, /* the process wrote these bytes (response on a server socket) */
 };
 
@@ -78,7 +78,8 @@ enum tg_sys {
 
 /* Flags of a data event. */
 #define TG_DATA_HEAD_TRUNC 0x1 /* len > head_len: the middle of the buffer was not captured */
-#define TG_DATA_IOV_TRUNC 0x2 /* more iovecs than the program walks: head/tail may be incomplete */
+#define TG_DATA_IOV_TRUNC 0x2  /* more iovecs than the program walks: head/tail may be incomplete  \
+				*/
 
 enum tg_proc_kind {
 	TG_PROC_FORK = 1, /* a traced process forked a new process (child_pid) */
@@ -92,7 +93,7 @@ struct tg_ev_hdr {
 	__u32 cpu;
 	__u32 pid; /* thread group id */
 	__u32 tid;
-	__u64 ts_ns; /* CLOCK_MONOTONIC (bpf_ktime_get_ns) */
+	__u64 ts_ns;	/* CLOCK_MONOTONIC (bpf_ktime_get_ns) */
 	__u64 oncpu_ns; /* cumulative on-CPU time of thread tid since the tracer saw it */
 };
 
@@ -100,11 +101,11 @@ struct tg_ev_conn {
 	struct tg_ev_hdr hdr;
 	__u64 conn_id; /* unique per connection for the whole run; never reused */
 	__s32 fd;
-	__u8 role; /* enum tg_role */
-	__u8 origin; /* enum tg_conn_origin */
+	__u8 role;    /* enum tg_role */
+	__u8 origin;  /* enum tg_conn_origin */
 	__u16 family; /* AF_INET or AF_INET6; 0 when unknown */
-	__u16 lport; /* host byte order */
-	__u16 rport; /* host byte order */
+	__u16 lport;  /* host byte order */
+	__u16 rport;  /* host byte order */
 	__u32 pad;
 	__u8 laddr[16]; /* IPv4 in the first 4 bytes, network order */
 	__u8 raddr[16];
@@ -122,12 +123,12 @@ struct tg_ev_data {
 	__u64 conn_id;
 	__u32 seq; /* per connection, +1 per data event: a gap means events were lost */
 	__s32 fd;
-	__u32 len; /* bytes the syscall transferred (its return value) */
+	__u32 len;	/* bytes the syscall transferred (its return value) */
 	__u16 head_len; /* bytes of data[] holding the buffer's first bytes */
-	__u8 tail_len; /* bytes of data[] after the head holding the buffer's last bytes */
-	__u8 dir; /* enum tg_dir */
-	__u8 sys; /* enum tg_sys */
-	__u8 flags; /* TG_DATA_* */
+	__u8 tail_len;	/* bytes of data[] after the head holding the buffer's last bytes */
+	__u8 dir;	/* enum tg_dir */
+	__u8 sys;	/* enum tg_sys */
+	__u8 flags;	/* TG_DATA_* */
 	__u16 pad;
 	__u32 pad2;
 	/* head_len bytes, then tail_len bytes. tail_len is 0 when len <= head_len.

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Run the test suites: unit (cmocka, under ASan/UBSan), fuzz (libFuzzer, a
+# short run per target), e2e (pytest, real uvicorn + FastAPI, needs root).
+# Usage: scripts/test.sh [unit|fuzz|e2e]...   (default: all of them)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUITES=("$@")
+[ ${#SUITES[@]} -eq 0 ] && SUITES=(unit fuzz e2e)
+FUZZ_SECONDS=${FUZZ_SECONDS:-30}
+passed=0
+failed=0
+result() { # name status
+	if [ "$2" -eq 0 ]; then passed=$((passed + 1)); echo "== $1: ok"; else failed=$((failed + 1)); echo "== $1: FAILED"; fi
+}
+
+for s in "${SUITES[@]}"; do
+	case "$s" in
+	unit)
+		echo "== unit tests (cmocka, ASan + UBSan)"
+		[ -f build-san/build.ninja ] || meson setup build-san -Db_sanitize=address,undefined -Db_lundef=false >/dev/null
+		st=0
+		ninja -C build-san >/dev/null && meson test -C build-san --suite unit --print-errorlogs || st=$?
+		result unit $st
+		;;
+	fuzz)
+		echo "== fuzz (libFuzzer, ${FUZZ_SECONDS}s per target)"
+		[ -f build-fuzz/build.ninja ] || CC=clang meson setup build-fuzz -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false >/dev/null
+		st=0
+		ninja -C build-fuzz >/dev/null || st=$?
+		mkdir -p tests/artifacts/fuzz
+		for f in build-fuzz/tests/fuzz_*; do
+			[ $st -eq 0 ] || break
+			name=$(basename "$f")
+			corpus=tests/fuzz/corpus/${name#fuzz_}
+			work=$(mktemp -d)
+			[ -d "$corpus" ] && cp -r "$corpus"/. "$work"/
+			echo "-- $name"
+			"$f" -max_total_time="$FUZZ_SECONDS" -artifact_prefix=tests/artifacts/fuzz/ "$work" 2>&1 | tail -3 || st=$?
+			rm -rf "$work"
+		done
+		result fuzz $st
+		;;
+	e2e)
+		echo "== end-to-end tests (root, real uvicorn + FastAPI)"
+		st=0
+		/usr/bin/python3 -m pytest -v -p no:cacheprovider tests/e2e || st=$?
+		result e2e $st
+		;;
+	*)
+		echo "unknown suite $s" >&2
+		exit 2
+		;;
+	esac
+done
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
