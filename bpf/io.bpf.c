@@ -1,4 +1,619 @@
-/* placeholder */
+/* SPDX-License-Identifier: MIT */
+/*
+ * TimeGlass kernel side: the socket I/O, connection life cycle and on-CPU time
+ * of traced processes, as events (include/timeglass/events.h) in one ring
+ * buffer.
+ *
+ * Hooks (all exit-only; kprobes and fentry are not available on the target):
+ *  - tp/syscalls/sys_exit_{accept,accept4,connect,close}: followed connections
+ *    (map conns, key (tgid, fd)) come and go; TG_EV_CONN / TG_EV_CLOSE.
+ *  - tp/syscalls/sys_exit_{read,readv,recvfrom,recvmsg,write,writev,sendto,
+ *    sendmsg,sendfile}: TG_EV_DATA for fds in conns, with the first
+ *    capture_bytes and the last TG_TAIL_MAX bytes of the transferred data.
+ *    The syscall's arguments are read at exit from the task's saved user
+ *    registers (bpf_task_pt_regs, kernel >= 5.15), so no enter program and no
+ *    per-thread map are needed: one tracepoint hit per syscall. Iovec arrays
+ *    are walked with bpf_loop (kernel >= 5.17).
+ *  - tp_btf/sched_switch: per-thread on-CPU time (task storage), carried by
+ *    every event as hdr.oncpu_ns.
+ *  - tp_btf/sched_process_{fork,exec,exit}: TG_EV_PROC; forked children of
+ *    traced processes become traced (follow_children).
+ *
+ * Cost: an untraced process pays one hash lookup per hooked syscall exit
+ * (accept/connect: traced_pids; data and close: conns, whose keys only exist
+ * for traced processes, so it is the same filter with one lookup less). A
+ * traced data syscall costs a conns lookup, a task-storage update, one or two
+ * bpf_probe_read_user copies (more for iovecs) and one ring buffer output.
+ * sched_switch costs one or two task-storage lookups per context switch
+ * (nothing when no process was ever traced).
+ *
+ * Ring buffer wake-ups are batched: the consumer is woken only when
+ * wakeup_bytes are pending; userspace also consumes on a timer. Every failed
+ * output increments dropped[cpu]; every successful one emitted[cpu].
+ */
 #include "vmlinux.h"
+#include <bpf/bpf_core_read.h>
 #include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+
+#include "timeglass/events.h"
+#include "sock.bpf.h"
+
 char LICENSE[] SEC("license") = "Dual MIT/GPL";
+
+#define TG_MAX_CPUS 256 /* size of the emitted/dropped counter arrays (power of two) */
+#define TG_MAX_IOV 8	/* iovecs walked per readv/writev/recvmsg/sendmsg */
+#define EINPROGRESS 115
+#define EBADF 9
+
+/* Tunables, set by userspace before load. */
+const volatile __u32 capture_bytes = 1024;   /* head bytes per data event, <= TG_HEAD_MAX */
+const volatile __u64 wakeup_bytes = 1 << 21; /* wake the consumer when this much is pending */
+const volatile bool follow_clients = false;  /* also send data events of connect()ed sockets */
+const volatile bool follow_children = true;  /* trace processes forked by traced ones */
+
+/* Globals shared with userspace through the skeleton's mmapped .bss. */
+__u64 next_conn_id; /* conn ids handed out are next_conn_id + 1 (first is 1) */
+__u32 traced_epoch; /* bumped whenever traced_pids changes */
+__u64 emitted[TG_MAX_CPUS];
+__u64 dropped[TG_MAX_CPUS];
+
+struct conn_key {
+	__u32 tgid;
+	__s32 fd;
+};
+
+struct conn_val {
+	__u64 conn_id;
+	__u64 seq; /* next data event sequence number (64-bit: clang 14 without -mcpu=v3
+		    * only has a fetching atomic add for 64-bit words) */
+	__u8 role; /* enum tg_role */
+	__u8 pad[7];
+};
+
+struct tstate {
+	__u64 oncpu_ns;	  /* on-CPU time accumulated up to the last switch-out */
+	__u64 last_in_ns; /* when the thread was switched in; 0 when unknown/out */
+	__u32 epoch;	  /* traced_epoch when traced was computed */
+	__u8 traced;
+	__u8 pad[3];
+};
+
+/* State of a walk over an iovec array: one bpf_loop step per iovec. It lives
+ * in the scratch map value, not on the stack, so the verifier sees unknown
+ * values at each step and checks the step body once instead of once per
+ * distinct (pos, head) it could track on the stack. */
+struct iov_walk {
+	const struct iovec *iov;
+	__u64 len;	/* bytes transferred: only [0, len) of the buffers is valid */
+	__u64 want;	/* head bytes wanted */
+	__u64 twant;	/* tail bytes wanted, ending at len */
+	__u64 tstart;	/* len - twant */
+	__u64 pos;	/* start of the current iovec in the concatenation */
+	__u64 head;	/* head bytes copied (contiguous from 0) */
+	__u64 got_tail; /* tail bytes copied (contiguous from tstart) */
+};
+
+/* Per-CPU scratch for building a data event: header, up to TG_HEAD_MAX head
+ * bytes (room for 2x so the verifier accepts iovec copies at variable
+ * offsets), then the tail; tail[] gathers the tail before it is placed. */
+#define SCRATCH_DATA (2 * TG_HEAD_MAX + TG_TAIL_MAX)
+struct scratch {
+	__u8 buf[sizeof(struct tg_ev_data) + SCRATCH_DATA];
+	__u8 tail[2 * TG_TAIL_MAX];
+	struct iov_walk walk;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, __u8);
+} traced_pids SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct conn_key);
+	__type(value, struct conn_val);
+} conns SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct tstate);
+} tstates SEC(".maps");
+
+/* A plain array indexed by CPU (a per-CPU array value is limited to 32 KiB);
+ * userspace sets max_entries to the number of possible CPUs. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, TG_MAX_CPUS);
+	__type(key, __u32);
+	__type(value, struct scratch);
+} scratch_map SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 16 << 20);
+} events SEC(".maps");
+
+static __always_inline bool pid_traced(__u32 tgid)
+{
+	return bpf_map_lookup_elem(&traced_pids, &tgid) != NULL;
+}
+
+static __always_inline void count(__u64 *arr)
+{
+	__u32 cpu = bpf_get_smp_processor_id() & (TG_MAX_CPUS - 1);
+
+	__sync_fetch_and_add(&arr[cpu], 1);
+}
+
+static __always_inline __u64 rb_flags(void)
+{
+	return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP
+									     : BPF_RB_NO_WAKEUP;
+}
+
+/* The current thread's cumulative on-CPU time at now. A thread seen for the
+ * first time (running since before attach) starts counting now. */
+static __always_inline __u64 cur_oncpu(__u64 now)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct tstate *s;
+
+	s = bpf_task_storage_get(&tstates, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!s)
+		return 0;
+	if (!s->traced) {
+		s->traced = 1;
+		s->epoch = traced_epoch;
+	}
+	if (s->last_in_ns && now >= s->last_in_ns)
+		return s->oncpu_ns + (now - s->last_in_ns);
+	s->last_in_ns = now;
+	return s->oncpu_ns;
+}
+
+static __always_inline void fill_hdr(struct tg_ev_hdr *h, __u16 type, __u16 size, __u64 pid_tgid)
+{
+	__u64 now = bpf_ktime_get_ns();
+
+	h->type = type;
+	h->size = size;
+	h->cpu = bpf_get_smp_processor_id();
+	h->pid = pid_tgid >> 32;
+	h->tid = (__u32)pid_tgid;
+	h->ts_ns = now;
+	h->oncpu_ns = cur_oncpu(now);
+}
+
+static __always_inline struct pt_regs *cur_regs(void)
+{
+	return (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+}
+
+/* ---- connections ---- */
+
+static __always_inline int on_new_conn(int fd, __u8 role, __u8 origin, bool follow)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct conn_key key = {.tgid = pid_tgid >> 32, .fd = fd};
+	struct conn_val val = {};
+	struct tg_ev_conn *ev;
+
+	if (!pid_traced(key.tgid))
+		return 0;
+	ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+	if (!ev) {
+		count(dropped);
+		return 0;
+	}
+	__builtin_memset(ev, 0, sizeof(*ev));
+	if (tg_fill_conn_addr(ev, bpf_get_current_task_btf(), fd)) {
+		bpf_ringbuf_discard(ev, BPF_RB_NO_WAKEUP);
+		return 0;
+	}
+	val.conn_id = __sync_fetch_and_add(&next_conn_id, 1) + 1;
+	val.role = role;
+	if (follow)
+		bpf_map_update_elem(&conns, &key, &val, BPF_ANY);
+	fill_hdr(&ev->hdr, TG_EV_CONN, sizeof(*ev), pid_tgid);
+	ev->conn_id = val.conn_id;
+	ev->fd = fd;
+	ev->role = role;
+	ev->origin = origin;
+	bpf_ringbuf_submit(ev, rb_flags());
+	count(emitted);
+	return 0;
+}
+
+SEC("tp/syscalls/sys_exit_accept")
+int tg_exit_accept(struct trace_event_raw_sys_exit *ctx)
+{
+	if (ctx->ret < 0)
+		return 0;
+	return on_new_conn(ctx->ret, TG_ROLE_SERVER, TG_ORIGIN_ACCEPT, true);
+}
+
+SEC("tp/syscalls/sys_exit_accept4")
+int tg_exit_accept4(struct trace_event_raw_sys_exit *ctx)
+{
+	if (ctx->ret < 0)
+		return 0;
+	return on_new_conn(ctx->ret, TG_ROLE_SERVER, TG_ORIGIN_ACCEPT, true);
+}
+
+SEC("tp/syscalls/sys_exit_connect")
+int tg_exit_connect(struct trace_event_raw_sys_exit *ctx)
+{
+	if (ctx->ret != 0 && ctx->ret != -EINPROGRESS)
+		return 0;
+	return on_new_conn(BPF_CORE_READ(cur_regs(), di), TG_ROLE_CLIENT, TG_ORIGIN_CONNECT,
+			   follow_clients);
+}
+
+SEC("tp/syscalls/sys_exit_close")
+int tg_exit_close(struct trace_event_raw_sys_exit *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct conn_key key = {.tgid = pid_tgid >> 32};
+	struct conn_val *val;
+	struct tg_ev_close *ev;
+
+	if (ctx->ret == -EBADF)
+		return 0;
+	key.fd = BPF_CORE_READ(cur_regs(), di);
+	val = bpf_map_lookup_elem(&conns, &key);
+	if (!val)
+		return 0;
+	ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+	if (ev) {
+		fill_hdr(&ev->hdr, TG_EV_CLOSE, sizeof(*ev), pid_tgid);
+		ev->conn_id = val->conn_id;
+		ev->fd = key.fd;
+		ev->seq = val->seq;
+		bpf_ringbuf_submit(ev, rb_flags());
+		count(emitted);
+	} else {
+		count(dropped);
+	}
+	bpf_map_delete_elem(&conns, &key);
+	return 0;
+}
+
+/* ---- data ---- */
+
+/* Bound v by max in a way the verifier sees, whatever clang made of v (it
+ * drops masks and compares it can prove redundant, then passes the helpers a
+ * register copy the verifier has no bound for). */
+#define BOUND(v, max) asm volatile("if %0 <= %1 goto +1; %0 = %1" : "+r"(v) : "i"(max))
+
+static __always_inline __u32 clamp_head(__u32 v)
+{
+	BOUND(v, TG_HEAD_MAX);
+	return v;
+}
+
+static __always_inline __u32 clamp_tail(__u32 v)
+{
+	BOUND(v, TG_TAIL_MAX);
+	return v;
+}
+
+static long iov_step(__u64 i, void *data)
+{
+	struct scratch *sc = *(struct scratch **)data;
+	struct iov_walk *w = &sc->walk;
+	struct tg_ev_data *ev = (struct tg_ev_data *)sc->buf;
+	__u64 pos = w->pos, end;
+	struct iovec v;
+
+	if (pos >= w->len || bpf_probe_read_user(&v, sizeof(v), &w->iov[i & (TG_MAX_IOV - 1)]))
+		return 1;
+	end = pos + v.iov_len;
+	if (end > w->len || end < pos)
+		end = w->len;
+	if (pos < w->want && pos == w->head) {
+		__u64 hend = end < w->want ? end : w->want;
+
+		bpf_probe_read_user(ev->data + (pos & (TG_HEAD_MAX - 1)), clamp_head(hend - pos),
+				    v.iov_base);
+		w->head = hend;
+	}
+	if (w->twant && end > w->tstart) {
+		__u64 s = pos > w->tstart ? pos : w->tstart;
+
+		bpf_probe_read_user(sc->tail + ((s - w->tstart) & (TG_TAIL_MAX - 1)),
+				    clamp_tail(end - s), (const __u8 *)v.iov_base + (s - pos));
+		w->got_tail = end - w->tstart;
+	}
+	w->pos = end;
+	return 0;
+}
+
+/* Build and send a data event for the ret bytes transferred on fd. Payload:
+ * buf (a plain buffer), or iov/iovcnt (an iovec array) when iov is set, or
+ * none when both are NULL. */
+static __always_inline int on_data(int fd, long ret, __u8 sys, __u8 dir, const void *buf,
+				   const struct iovec *iov, __u64 iovcnt)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct conn_key key = {.tgid = pid_tgid >> 32, .fd = fd};
+	struct conn_val *val;
+	struct tg_ev_data *ev;
+	struct scratch *sc;
+	__u32 zero_cpu, seq, len, cap, head = 0, tail = 0, size;
+	__u8 flags = 0;
+
+	if (ret <= 0)
+		return 0;
+	val = bpf_map_lookup_elem(&conns, &key);
+	if (!val)
+		return 0;
+	seq = __sync_fetch_and_add(&val->seq, 1);
+	zero_cpu = bpf_get_smp_processor_id();
+	sc = bpf_map_lookup_elem(&scratch_map, &zero_cpu);
+	if (!sc) {
+		count(dropped);
+		return 0;
+	}
+	ev = (struct tg_ev_data *)sc->buf;
+	len = ret > 0xffffffffL ? 0xffffffffU : (__u32)ret;
+	cap = clamp_head(capture_bytes);
+
+	if (buf) {
+		head = clamp_head(len < cap ? len : cap);
+		bpf_probe_read_user(ev->data, head, buf);
+		if (len > head) {
+			tail = len - head;
+			tail = tail < TG_TAIL_MAX ? tail : TG_TAIL_MAX;
+			tail = clamp_tail(tail);
+			bpf_probe_read_user(ev->data + head, tail, (const __u8 *)buf + len - tail);
+		}
+	} else if (iov) {
+		struct iov_walk *w = &sc->walk;
+		struct scratch *scp = sc;
+
+		w->iov = iov;
+		w->len = len;
+		w->want = len < cap ? len : cap;
+		w->twant = len - w->want < TG_TAIL_MAX ? len - w->want : TG_TAIL_MAX;
+		w->tstart = len - w->twant;
+		w->pos = w->head = w->got_tail = 0;
+		if (iovcnt > TG_MAX_IOV)
+			flags |= TG_DATA_IOV_TRUNC;
+		bpf_loop(iovcnt < TG_MAX_IOV ? iovcnt : TG_MAX_IOV, iov_step, &scp, 0);
+		if (w->pos < len)
+			flags |= TG_DATA_IOV_TRUNC;
+		head = clamp_head(w->head);
+		/* The head must be contiguous from 0; the tail must end at len. */
+		if (w->twant && w->got_tail == w->twant && head == w->want) {
+			tail = clamp_tail(w->twant);
+			bpf_probe_read_kernel(ev->data + head, tail, sc->tail);
+		}
+	}
+	if (len > head + tail)
+		flags |= TG_DATA_HEAD_TRUNC;
+
+	size = (sizeof(*ev) + head + tail + 7) & ~7U;
+	BOUND(size, sizeof(*ev) + TG_HEAD_MAX + TG_TAIL_MAX);
+	fill_hdr(&ev->hdr, TG_EV_DATA, size, pid_tgid);
+	ev->conn_id = val->conn_id;
+	ev->seq = seq;
+	ev->fd = fd;
+	ev->len = len;
+	ev->head_len = head;
+	ev->tail_len = tail;
+	ev->dir = dir;
+	ev->sys = sys;
+	ev->flags = flags;
+	ev->pad = 0;
+	ev->pad2 = 0;
+	if (bpf_ringbuf_output(&events, ev, size, rb_flags()))
+		count(dropped);
+	else
+		count(emitted);
+	return 0;
+}
+
+static __always_inline int on_buf(struct trace_event_raw_sys_exit *ctx, __u8 sys, __u8 dir)
+{
+	struct pt_regs *regs;
+
+	if (ctx->ret <= 0)
+		return 0;
+	regs = cur_regs();
+	return on_data(BPF_CORE_READ(regs, di), ctx->ret, sys, dir,
+		       (const void *)BPF_CORE_READ(regs, si), NULL, 0);
+}
+
+static __always_inline int on_iov(struct trace_event_raw_sys_exit *ctx, __u8 sys, __u8 dir)
+{
+	struct pt_regs *regs;
+
+	if (ctx->ret <= 0)
+		return 0;
+	regs = cur_regs();
+	return on_data(BPF_CORE_READ(regs, di), ctx->ret, sys, dir, NULL,
+		       (const struct iovec *)BPF_CORE_READ(regs, si), BPF_CORE_READ(regs, dx));
+}
+
+static __always_inline int on_msg(struct trace_event_raw_sys_exit *ctx, __u8 sys, __u8 dir)
+{
+	struct user_msghdr msg = {};
+	struct pt_regs *regs;
+
+	if (ctx->ret <= 0)
+		return 0;
+	regs = cur_regs();
+	if (bpf_probe_read_user(&msg, sizeof(msg), (const void *)BPF_CORE_READ(regs, si)))
+		return 0;
+	return on_data(BPF_CORE_READ(regs, di), ctx->ret, sys, dir, NULL, msg.msg_iov,
+		       msg.msg_iovlen);
+}
+
+SEC("tp/syscalls/sys_exit_read")
+int tg_exit_read(struct trace_event_raw_sys_exit *ctx)
+{
+	return on_buf(ctx, TG_SYS_READ, TG_DIR_IN);
+}
+
+SEC("tp/syscalls/sys_exit_recvfrom")
+int tg_exit_recvfrom(struct trace_event_raw_sys_exit *ctx)
+{
+	return on_buf(ctx, TG_SYS_RECVFROM, TG_DIR_IN);
+}
+
+SEC("tp/syscalls/sys_exit_write")
+int tg_exit_write(struct trace_event_raw_sys_exit *ctx)
+{
+	return on_buf(ctx, TG_SYS_WRITE, TG_DIR_OUT);
+}
+
+SEC("tp/syscalls/sys_exit_sendto")
+int tg_exit_sendto(struct trace_event_raw_sys_exit *ctx)
+{
+	return on_buf(ctx, TG_SYS_SENDTO, TG_DIR_OUT);
+}
+
+SEC("tp/syscalls/sys_exit_readv")
+int tg_exit_readv(struct trace_event_raw_sys_exit *ctx)
+{
+	return on_iov(ctx, TG_SYS_READV, TG_DIR_IN);
+}
+
+SEC("tp/syscalls/sys_exit_writev")
+int tg_exit_writev(struct trace_event_raw_sys_exit *ctx)
+{
+	return on_iov(ctx, TG_SYS_WRITEV, TG_DIR_OUT);
+}
+
+SEC("tp/syscalls/sys_exit_recvmsg")
+int tg_exit_recvmsg(struct trace_event_raw_sys_exit *ctx)
+{
+	return on_msg(ctx, TG_SYS_RECVMSG, TG_DIR_IN);
+}
+
+SEC("tp/syscalls/sys_exit_sendmsg")
+int tg_exit_sendmsg(struct trace_event_raw_sys_exit *ctx)
+{
+	return on_msg(ctx, TG_SYS_SENDMSG, TG_DIR_OUT);
+}
+
+SEC("tp/syscalls/sys_exit_sendfile64")
+int tg_exit_sendfile(struct trace_event_raw_sys_exit *ctx)
+{
+	if (ctx->ret <= 0)
+		return 0;
+	return on_data(BPF_CORE_READ(cur_regs(), di), ctx->ret, TG_SYS_SENDFILE, TG_DIR_OUT, NULL,
+		       NULL, 0);
+}
+
+/* ---- on-CPU time ---- */
+
+SEC("tp_btf/sched_switch")
+int BPF_PROG(tg_sched_switch, bool preempt, struct task_struct *prev, struct task_struct *next)
+{
+	__u32 epoch = traced_epoch;
+	__u64 now;
+	struct tstate *s;
+
+	if (!epoch)
+		return 0; /* nothing was ever traced */
+	now = bpf_ktime_get_ns();
+	s = bpf_task_storage_get(&tstates, prev, 0, 0);
+	if (s && s->traced && s->last_in_ns) {
+		if (now > s->last_in_ns)
+			s->oncpu_ns += now - s->last_in_ns;
+		s->last_in_ns = 0;
+	}
+	s = bpf_task_storage_get(&tstates, next, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!s)
+		return 0;
+	if (s->epoch != epoch) {
+		s->traced = pid_traced(next->tgid);
+		s->epoch = epoch;
+	}
+	if (s->traced)
+		s->last_in_ns = now;
+	return 0;
+}
+
+/* ---- process life cycle ---- */
+
+static __always_inline struct tg_ev_proc *proc_event(__u8 kind)
+{
+	struct tg_ev_proc *ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+
+	if (!ev) {
+		count(dropped);
+		return NULL;
+	}
+	__builtin_memset(ev, 0, sizeof(*ev));
+	fill_hdr(&ev->hdr, TG_EV_PROC, sizeof(*ev), bpf_get_current_pid_tgid());
+	ev->kind = kind;
+	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
+	return ev;
+}
+
+static __always_inline void proc_submit(struct tg_ev_proc *ev)
+{
+	bpf_ringbuf_submit(ev, rb_flags());
+	count(emitted);
+}
+
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(tg_sched_fork, struct task_struct *parent, struct task_struct *child)
+{
+	__u32 ptgid = parent->tgid, ctgid = child->tgid;
+	__u8 one = 1;
+	struct tg_ev_proc *ev;
+
+	if (!follow_children || child->pid != ctgid || !pid_traced(ptgid))
+		return 0;
+	bpf_map_update_elem(&traced_pids, &ctgid, &one, BPF_ANY);
+	__sync_fetch_and_add(&traced_epoch, 1);
+	ev = proc_event(TG_PROC_FORK);
+	if (!ev)
+		return 0;
+	ev->hdr.pid = ptgid;
+	ev->child_pid = ctgid;
+	proc_submit(ev);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(tg_sched_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+	struct tg_ev_proc *ev;
+
+	if (!pid_traced(p->tgid))
+		return 0;
+	ev = proc_event(TG_PROC_EXEC);
+	if (!ev)
+		return 0;
+	bpf_probe_read_kernel_str(ev->filename, sizeof(ev->filename), bprm->filename);
+	proc_submit(ev);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(tg_sched_exit, struct task_struct *p)
+{
+	__u32 tgid = p->tgid;
+	struct tg_ev_proc *ev;
+
+	if (p->pid != tgid || !pid_traced(tgid))
+		return 0;
+	bpf_map_delete_elem(&traced_pids, &tgid);
+	__sync_fetch_and_add(&traced_epoch, 1);
+	ev = proc_event(TG_PROC_EXIT);
+	if (!ev)
+		return 0;
+	ev->exit_code = p->exit_code;
+	proc_submit(ev);
+	return 0;
+}

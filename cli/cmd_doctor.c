@@ -14,7 +14,7 @@ int cmd_doctor(int argc, char **argv)
 
 	if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
 		printf("usage: timeglass doctor\n\n"
-		       "Checks what `timeglass trace` needs: kernel version (5.15+), BTF, root or\n"
+		       "Checks what `timeglass trace` needs: kernel version (5.17+), BTF, root or\n"
 		       "CAP_BPF/CAP_PERFMON/CAP_SYS_PTRACE, tracefs, kernel lockdown; lists the "
 		       "running\n"
 		       "uvicorn processes and their Python. Exit status 1 when a check fails.\n");

@@ -97,7 +97,8 @@ static void usage(FILE *out)
 	    "  --record FILE        also write the raw event stream to FILE (for `replay`)\n"
 	    "  --capture-query-values  store query-string values (default: names only)\n"
 	    "  --capture-bytes N    bytes of each server read/write copied (default 1024)\n"
-	    "  -q, --quiet          no status line;  -v, --verbose  more logging\n");
+	    "  -q, --quiet          no status line;  -v, --verbose  more logging\n"
+		"  --debug              everything, including libbpf and the BPF verifier log\n");
 }
 
 static uint64_t now_ns(void)
@@ -390,6 +391,7 @@ int cmd_trace(int argc, char **argv)
 	    {"capture-bytes", required_argument, NULL, 'c'},
 	    {"quiet", no_argument, NULL, 'q'},
 	    {"verbose", no_argument, NULL, 'v'},
+	    {"debug", no_argument, NULL, 'g'},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
@@ -468,6 +470,9 @@ int cmd_trace(int argc, char **argv)
 		case 'v':
 			tg_log__set_level(tg_log__level() == TG_LOG_WARN ? TG_LOG_INFO
 									 : TG_LOG_DEBUG);
+			break;
+		case 'g':
+			tg_log__set_level(TG_LOG_DEBUG);
 			break;
 		case 'h':
 			usage(stdout);

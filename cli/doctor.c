@@ -42,13 +42,13 @@ static void check_kernel(struct tg_check *c)
 
 	uname(&u);
 	sscanf(u.release, "%d.%d", &major, &minor);
-	if (major > 5 || (major == 5 && minor >= 15))
+	if (major > 5 || (major == 5 && minor >= 17))
 		set(c, "kernel", TG_CHECK_OK, NULL, "Linux %s", u.release);
 	else
 		set(c, "kernel", TG_CHECK_FAIL,
 		    "upgrade to Linux 5.15 or newer (bpf_task_pt_regs, task storage, BPF ring "
 		    "buffer)",
-		    "Linux %s is older than 5.15", u.release);
+		    "Linux %s is older than 5.17", u.release);
 }
 
 static void check_btf(struct tg_check *c)

@@ -1,1 +1,428 @@
-/* placeholder: being written */
+/* SPDX-License-Identifier: MIT */
+/*
+ * Loader of bpf/io.bpf.c (through its bpftool skeleton) and consumer of its
+ * ring buffer. Design:
+ *  - open() checks privileges and BTF first, so the user gets a sentence that
+ *    says what to do rather than a libbpf errno; mounts tracefs when missing
+ *    (libbpf resolves tp/ programs through it); routes libbpf's messages into
+ *    tg_log one level lower.
+ *  - The traced set lives in the BPF map traced_pids; every change bumps
+ *    traced_epoch in the mmapped .bss so sched_switch re-evaluates threads.
+ *  - add_pid() announces sockets established before attach (found through
+ *    tg_procscan__sockets) as TG_ORIGIN_EXISTING connections with conn ids
+ *    that have TG_CONN_ID_USER_BIT set, and inserts them into conns with
+ *    BPF_NOEXIST so a connection BPF already saw accepted keeps its id.
+ *  - The ring buffer callback cleans the conns of a process whose
+ *    TG_PROC_EXIT it sees, then hands every event to the user's callback.
+ */
+#include "tracer.h"
+
+#include <errno.h>
+#include <linux/capability.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "log.h"
+#include "procscan.h"
+#include "timeglass/events.h"
+
+#include "io.skel.h"
+
+#define TG_DEFAULT_CAPTURE 1024
+#define TG_DEFAULT_RING (16u << 20)
+
+/* Mirror of struct conn_key / conn_val in bpf/io.bpf.c. */
+struct tg_conn_key {
+	uint32_t tgid;
+	int32_t fd;
+};
+
+struct tg_conn_val {
+	uint64_t conn_id;
+	uint64_t seq;
+	uint8_t role;
+	uint8_t pad[7];
+};
+
+struct tg_tracer {
+	struct tg_io_bpf *skel;
+	struct ring_buffer *rb;
+	tg_tracer_event_fn fn;
+	void *ctx;
+	uint64_t user_conn_ids; /* last conn id handed out for /proc connections */
+	bool follow_clients;
+	int handled; /* events handed to fn during the current poll */
+};
+
+static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	enum tg_log_level tl;
+	char *msg = NULL;
+	size_t n;
+
+	switch (level) {
+	case LIBBPF_WARN:
+		tl = TG_LOG_INFO;
+		break;
+	case LIBBPF_INFO:
+		tl = TG_LOG_DEBUG;
+		break;
+	default:
+		if (tg_log__level() < TG_LOG_DEBUG)
+			return 0;
+		tl = TG_LOG_DEBUG;
+		break;
+	}
+	if (tl > tg_log__level())
+		return 0;
+	/* Verifier logs come as one long message: no fixed-size buffer. */
+	if (vasprintf(&msg, fmt, ap) < 0)
+		return 0;
+	n = strlen(msg);
+	while (n && msg[n - 1] == '\n')
+		msg[--n] = '\0';
+	tg_log(tl, "%s", msg);
+	free(msg);
+	return 0;
+}
+
+/* Whether the effective capability set holds cap (from /proc/self/status). */
+static bool has_cap(int cap)
+{
+	char line[256];
+	unsigned long long eff = 0;
+	bool found = false;
+	FILE *f = fopen("/proc/self/status", "re");
+
+	if (!f)
+		return false;
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "CapEff: %llx", &eff) == 1) {
+			found = true;
+			break;
+		}
+	}
+	fclose(f);
+	return found && (eff >> cap) & 1;
+}
+
+static int ensure_tracefs(char *err, size_t errlen)
+{
+	if (access("/sys/kernel/tracing/events", F_OK) == 0 ||
+	    access("/sys/kernel/debug/tracing/events", F_OK) == 0)
+		return 0;
+	if (geteuid() != 0) {
+		snprintf(err, errlen,
+			 "tracefs is not mounted: run as root, or mount it with "
+			 "`sudo mount -t tracefs nodev /sys/kernel/tracing`");
+		return -EPERM;
+	}
+	if (mount("nodev", "/sys/kernel/tracing", "tracefs", 0, NULL) && errno != EBUSY) {
+		int e = errno;
+
+		snprintf(err, errlen, "cannot mount tracefs on /sys/kernel/tracing: %s",
+			 strerror(e));
+		return -e;
+	}
+	tg_info("mounted tracefs on /sys/kernel/tracing");
+	return 0;
+}
+
+static int check_support(char *err, size_t errlen)
+{
+	if (geteuid() != 0 && !(has_cap(CAP_BPF) && has_cap(CAP_PERFMON))) {
+		snprintf(err, errlen,
+			 "tracing needs root (or CAP_BPF and CAP_PERFMON): run as root "
+			 "(sudo timeglass ...)");
+		return -EPERM;
+	}
+	if (access("/sys/kernel/btf/vmlinux", R_OK)) {
+		snprintf(err, errlen,
+			 "kernel has no BTF (/sys/kernel/btf/vmlinux missing): a kernel built with "
+			 "CONFIG_DEBUG_INFO_BTF=y is needed");
+		return -ENOTSUP;
+	}
+	return ensure_tracefs(err, errlen);
+}
+
+/* Delete every conns entry of tgid. */
+static void forget_conns(struct tg_tracer *t, uint32_t tgid)
+{
+	int fd = bpf_map__fd(t->skel->maps.conns);
+	struct tg_conn_key key, next;
+	struct tg_conn_key *prev = NULL;
+
+	/* Deleting the current key breaks the walk; delete the previous one
+	 * only after its successor is known. */
+	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+		if (prev && prev->tgid == tgid)
+			bpf_map_delete_elem(fd, prev);
+		key = next;
+		prev = &key;
+	}
+	if (prev && prev->tgid == tgid)
+		bpf_map_delete_elem(fd, prev);
+}
+
+static int on_sample(void *ctx, void *data, size_t size)
+{
+	struct tg_tracer *t = ctx;
+	const struct tg_ev_hdr *h = data;
+
+	if (size < sizeof(*h))
+		return 0;
+	if (h->type == TG_EV_PROC && size >= sizeof(struct tg_ev_proc)) {
+		const struct tg_ev_proc *p = data;
+
+		if (p->kind == TG_PROC_EXIT)
+			forget_conns(t, h->pid);
+	}
+	t->handled++;
+	return t->fn(t->ctx, data, size);
+}
+
+static void bump_epoch(struct tg_tracer *t)
+{
+	__atomic_fetch_add(&t->skel->bss->traced_epoch, 1, __ATOMIC_SEQ_CST);
+}
+
+static int set_tunables(struct tg_tracer *t, const struct tg_tracer_cfg *cfg, char *err,
+			size_t errlen)
+{
+	uint32_t capture = cfg && cfg->capture_bytes ? cfg->capture_bytes : TG_DEFAULT_CAPTURE;
+	uint32_t ring = cfg && cfg->ring_bytes ? cfg->ring_bytes : TG_DEFAULT_RING;
+	uint32_t wakeup = cfg && cfg->wakeup_bytes ? cfg->wakeup_bytes : ring / 8;
+	int ncpus = libbpf_num_possible_cpus();
+	int ret;
+
+	if (ring < 4096 || (ring & (ring - 1))) {
+		snprintf(err, errlen, "ring buffer size %u is not a power of two >= 4096", ring);
+		return -EINVAL;
+	}
+	if (capture > TG_HEAD_MAX)
+		capture = TG_HEAD_MAX;
+	t->skel->rodata->capture_bytes = capture;
+	t->skel->rodata->wakeup_bytes = wakeup;
+	t->skel->rodata->follow_clients = t->follow_clients;
+	t->skel->rodata->follow_children = cfg ? cfg->follow_children != 0 : true;
+	if (ncpus <= 0) {
+		snprintf(err, errlen, "cannot count possible CPUs: %s", strerror(-ncpus));
+		return ncpus ? ncpus : -EINVAL;
+	}
+	if ((size_t)ncpus > sizeof(t->skel->bss->emitted) / sizeof(t->skel->bss->emitted[0])) {
+		snprintf(err, errlen, "%d possible CPUs: more than the BPF counters hold", ncpus);
+		return -E2BIG;
+	}
+	ret = bpf_map__set_max_entries(t->skel->maps.events, ring);
+	if (!ret)
+		ret = bpf_map__set_max_entries(t->skel->maps.scratch_map, (uint32_t)ncpus);
+	if (ret)
+		snprintf(err, errlen, "cannot size BPF maps: %s", strerror(-ret));
+	return ret;
+}
+
+struct tg_tracer *tg_tracer__open(const struct tg_tracer_cfg *cfg, tg_tracer_event_fn fn, void *ctx,
+				  char *err, size_t errlen)
+{
+	struct rlimit rl = {RLIM_INFINITY, RLIM_INFINITY};
+	struct tg_tracer *t = NULL;
+	char msg[256];
+	int ret;
+
+	if (!fn) {
+		snprintf(err, errlen, "no event callback");
+		ret = -EINVAL;
+		goto fail;
+	}
+	ret = check_support(err, errlen);
+	if (ret)
+		goto fail;
+	libbpf_set_print(libbpf_print);
+	setrlimit(RLIMIT_MEMLOCK, &rl); /* unnecessary on >= 5.11 (memcg accounting), harmless */
+	t = calloc(1, sizeof(*t));
+	if (!t) {
+		ret = -ENOMEM;
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	t->fn = fn;
+	t->ctx = ctx;
+	t->skel = tg_io_bpf__open();
+	if (!t->skel) {
+		ret = -errno;
+		libbpf_strerror(ret, msg, sizeof(msg));
+		snprintf(err, errlen, "cannot open the BPF programs: %s", msg);
+		goto fail;
+	}
+	ret = set_tunables(t, cfg, err, errlen);
+	if (ret)
+		goto fail;
+	ret = tg_io_bpf__load(t->skel);
+	if (ret) {
+		libbpf_strerror(ret, msg, sizeof(msg));
+		snprintf(err, errlen,
+			 "cannot load the BPF programs: %s (run with --debug for the "
+			 "verifier log)",
+			 msg);
+		goto fail;
+	}
+	ret = tg_io_bpf__attach(t->skel);
+	if (ret) {
+		libbpf_strerror(ret, msg, sizeof(msg));
+		snprintf(err, errlen, "cannot attach the BPF programs: %s", msg);
+		goto fail;
+	}
+	t->rb = ring_buffer__new(bpf_map__fd(t->skel->maps.events), on_sample, t, NULL);
+	if (!t->rb) {
+		ret = -errno;
+		libbpf_strerror(ret, msg, sizeof(msg));
+		snprintf(err, errlen, "cannot open the ring buffer: %s", msg);
+		goto fail;
+	}
+	return t;
+fail:
+	tg_tracer__close(t);
+	errno = ret < 0 ? -ret : EINVAL;
+	return NULL;
+}
+
+static bool is_listen_port(const struct tg_sock *socks, size_t n, uint16_t port)
+{
+	for (size_t i = 0; i < n; i++)
+		if (socks[i].state == TG_TCP_LISTEN && socks[i].lport == port)
+			return true;
+	return false;
+}
+
+/* Announce one established socket of pid and follow it. Returns the
+ * callback's result (0 to continue). */
+static int announce_existing(struct tg_tracer *t, pid_t pid, const struct tg_sock *s, bool server)
+{
+	struct tg_conn_key key = {.tgid = (uint32_t)pid, .fd = s->fd};
+	struct tg_conn_val val = {0};
+	struct tg_ev_conn ev;
+	struct timespec ts;
+
+	val.conn_id = TG_CONN_ID_USER_BIT | ++t->user_conn_ids;
+	val.role = server ? TG_ROLE_SERVER : TG_ROLE_CLIENT;
+	if (server || t->follow_clients) {
+		if (bpf_map_update_elem(bpf_map__fd(t->skel->maps.conns), &key, &val, BPF_NOEXIST))
+			return 0; /* already followed (accepted after attach), or map full */
+	}
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	memset(&ev, 0, sizeof(ev));
+	ev.hdr.type = TG_EV_CONN;
+	ev.hdr.size = sizeof(ev);
+	ev.hdr.cpu = (uint32_t)sched_getcpu();
+	ev.hdr.pid = (uint32_t)pid;
+	ev.hdr.tid = (uint32_t)pid;
+	ev.hdr.ts_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	ev.conn_id = val.conn_id;
+	ev.fd = s->fd;
+	ev.role = val.role;
+	ev.origin = TG_ORIGIN_EXISTING;
+	ev.family = (uint16_t)s->family;
+	ev.lport = s->lport;
+	ev.rport = s->rport;
+	memcpy(ev.laddr, s->laddr, sizeof(ev.laddr));
+	memcpy(ev.raddr, s->raddr, sizeof(ev.raddr));
+	return t->fn(t->ctx, &ev, sizeof(ev));
+}
+
+int tg_tracer__add_pid(struct tg_tracer *t, pid_t pid)
+{
+	char path[64];
+	uint32_t key = (uint32_t)pid;
+	uint8_t one = 1;
+	struct tg_sock *socks = NULL;
+	size_t n = 0;
+	int ret;
+
+	if (!t || pid <= 0)
+		return -EINVAL;
+	snprintf(path, sizeof(path), "/proc/%d", (int)pid);
+	if (access(path, F_OK))
+		return -ESRCH;
+	if (bpf_map_update_elem(bpf_map__fd(t->skel->maps.traced_pids), &key, &one, BPF_ANY))
+		return -errno;
+	bump_epoch(t);
+	ret = tg_procscan__sockets(NULL, pid, &socks, &n);
+	if (ret) {
+		tg_warn("pid %d: cannot list its sockets (%s): connections open before now are "
+			"not followed",
+			(int)pid, strerror(-ret));
+		return 0;
+	}
+	for (size_t i = 0; i < n && !ret; i++) {
+		if (socks[i].state != TG_TCP_ESTABLISHED)
+			continue;
+		ret =
+		    announce_existing(t, pid, &socks[i], is_listen_port(socks, n, socks[i].lport));
+	}
+	free(socks);
+	return ret > 0 ? -ECANCELED : ret;
+}
+
+int tg_tracer__remove_pid(struct tg_tracer *t, pid_t pid)
+{
+	uint32_t key = (uint32_t)pid;
+	int ret = 0;
+
+	if (!t || pid <= 0)
+		return -EINVAL;
+	if (bpf_map_delete_elem(bpf_map__fd(t->skel->maps.traced_pids), &key))
+		ret = -errno;
+	bump_epoch(t);
+	forget_conns(t, key);
+	return ret;
+}
+
+int tg_tracer__poll(struct tg_tracer *t, int timeout_ms)
+{
+	int ret;
+
+	if (!t)
+		return -EINVAL;
+	t->handled = 0;
+	ret = ring_buffer__poll(t->rb, timeout_ms);
+	if (ret >= 0 || ret == -EINTR)
+		ret = ring_buffer__consume(t->rb);
+	if (ret < 0 && ret != -EINTR)
+		return ret;
+	return t->handled;
+}
+
+void tg_tracer__counters(struct tg_tracer *t, struct tg_tracer_counters *out)
+{
+	size_t n;
+
+	memset(out, 0, sizeof(*out));
+	if (!t)
+		return;
+	n = sizeof(t->skel->bss->emitted) / sizeof(t->skel->bss->emitted[0]);
+	for (size_t i = 0; i < n; i++) {
+		out->emitted += __atomic_load_n(&t->skel->bss->emitted[i], __ATOMIC_RELAXED);
+		out->dropped += __atomic_load_n(&t->skel->bss->dropped[i], __ATOMIC_RELAXED);
+	}
+}
+
+void tg_tracer__close(struct tg_tracer *t)
+{
+	if (!t)
+		return;
+	ring_buffer__free(t->rb);
+	tg_io_bpf__destroy(t->skel);
+	free(t);
+}
