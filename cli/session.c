@@ -57,18 +57,12 @@ static void on_meta(void *ctx, const void *ev, size_t size)
 	if (h->type == TG_EV_TARGET) {
 		const struct tg_ev_text *t = ev;
 
-		tg_store__add_target(s->store, h->pid, t->text, h->ts_ns + s->mono_to_epoch_ns);
+		tg_store__add_target(s->store, h->pid, t->text, h->ts_ns);
 	} else if (h->type == TG_EV_DROPS) {
 		const struct tg_ev_drops *d = ev;
 
 		s->emitted = d->emitted;
 		s->dropped = d->dropped;
-	} else if (h->type == TG_EV_PROC) {
-		const struct tg_ev_proc *p = ev;
-
-		if (p->kind == TG_PROC_FORK)
-			tg_store__add_target(s->store, p->child_pid, "(forked)",
-					     h->ts_ns + s->mono_to_epoch_ns);
 	}
 }
 

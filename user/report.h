@@ -15,11 +15,13 @@ enum tg_report_format { TG_REPORT_TEXT = 0, TG_REPORT_JSON, TG_REPORT_MARKDOWN }
 struct tg_report_opts {
 	enum tg_report_format format;
 	int64_t run_id; /* 0: the latest run */
-	int slowest; /* how many slowest requests to list (default 10) */
+	int slowest;	/* how many slowest requests to list (default 10); 0: none, < 0: 10 */
 };
 
 /* Write the report of one run of the database at db_path to out. Opens the
- * database read-only. Returns 0, or -errno with a message in err. */
+ * database read-only (works while a tracer writes to it). opts NULL: text,
+ * latest run, 10 slowest. Returns 0, or -errno with a message in err
+ * (-ENOENT: no such run / no run at all). */
 int tg_report__write(const char *db_path, const struct tg_report_opts *opts, FILE *out, char *err,
 		     size_t errlen);
 

@@ -1,1 +1,846 @@
-/* placeholder: being written */
+/* SPDX-License-Identifier: MIT */
+/*
+ * The SQLite store (store.h, docs/schema.md).
+ *
+ * Design: one writer connection. The producers (the event consumer) copy
+ * rows into a bounded ring of jobs under a mutex and return; a writer thread
+ * takes every job queued so far, writes them in one transaction with
+ * persistent prepared statements, and only then frees their slots. When a
+ * batch fails it is rolled back and replayed job by job, each in its own
+ * transaction, so one bad row loses only itself (counted in rows_failed and
+ * logged). tg_store__flush() waits on a sequence number: jobs are numbered
+ * as they are queued and the writer publishes how many it has finished.
+ *
+ * The connection is shared by the writer thread and the synchronous calls
+ * (begin_run, end_run): db_lock serialises whole transactions, so neither
+ * ever sees the other's half-open transaction.
+ *
+ * The schema is versioned with PRAGMA user_version; migrations[] holds the
+ * SQL that takes version i to i + 1. Adding a table or a column is one more
+ * entry there and a TG_SCHEMA_VERSION bump.
+ */
+#include "store.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "log.h"
+#include "route.h"
+
+/* 16k jobs of ~1.4 KiB (a tg_request copy): ~23 MiB, tens of milliseconds of
+ * buffering at full rate. Producers block beyond that. */
+#define QUEUE_LEN 16384
+#define BUSY_TIMEOUT_MS 5000
+
+/* migrations[i] takes a database from user_version i to i + 1. */
+static const char *const migrations[] = {
+    /* v0 -> v1 */
+    ("CREATE TABLE runs ("
+     " id INTEGER PRIMARY KEY,"
+     " started INTEGER NOT NULL,"
+     " ended INTEGER,"
+     " targets TEXT,"
+     " kernel TEXT,"
+     " version TEXT,"
+     " events INTEGER,"
+     " dropped_events INTEGER);"
+     "CREATE TABLE targets ("
+     " run_id INTEGER NOT NULL REFERENCES runs(id),"
+     " pid INTEGER NOT NULL,"
+     " cmdline TEXT,"
+     " seen_ns INTEGER NOT NULL);"
+     "CREATE INDEX targets_run ON targets(run_id, pid);"
+     "CREATE TABLE requests ("
+     " id INTEGER PRIMARY KEY,"
+     " run_id INTEGER NOT NULL REFERENCES runs(id),"
+     " pid INTEGER NOT NULL,"
+     " tid INTEGER NOT NULL,"
+     " conn_id INTEGER NOT NULL,"
+     " start_ns INTEGER NOT NULL,"
+     " duration_ns INTEGER,"
+     " ttfb_ns INTEGER,"
+     " method TEXT NOT NULL,"
+     " path TEXT NOT NULL,"
+     " route TEXT,"
+     " status INTEGER,"
+     " req_bytes INTEGER NOT NULL,"
+     " resp_bytes INTEGER NOT NULL,"
+     " flags INTEGER NOT NULL,"
+     " peer TEXT);"
+     "CREATE INDEX requests_start ON requests(run_id, start_ns);"),
+};
+
+/* Indexes built when a run ends, not maintained while it is written. Rows
+ * arrive in start order, so requests_start only ever appends; these two take
+ * inserts at random places, and keeping them up to date cost 2-5 us of writer
+ * CPU per row each (docs/schema.md, "Indexes"), more than the rest of the
+ * insert. Readers of a live run get the same answers, from scans. */
+static const char deferred_indexes[] =
+    "CREATE INDEX IF NOT EXISTS requests_endpoint ON requests(run_id, method, route);"
+    "CREATE INDEX IF NOT EXISTS requests_duration ON requests(run_id, duration_ns);";
+
+_Static_assert(sizeof(migrations) / sizeof(migrations[0]) == TG_SCHEMA_VERSION,
+	       "one migration per schema version");
+
+enum job_kind { JOB_REQUEST = 1, JOB_TARGET, JOB_REROUTE };
+
+struct job {
+	enum job_kind kind;
+	int64_t run_id;
+	uint64_t mono_to_epoch_ns;
+	union {
+		struct tg_request req;
+		struct {
+			uint32_t pid;
+			uint64_t seen_ns;
+			char *cmdline; /* owned, may be NULL */
+		} target;
+		struct {
+			uint32_t pid;
+			const struct tg_routes *routes;
+		} reroute;
+	};
+};
+
+enum stmt_id { ST_INS_REQUEST, ST_INS_TARGET, ST_SEL_GUESSED, ST_UPD_ROUTE, ST_COUNT };
+
+static const char *const stmt_sql[ST_COUNT] = {
+    [ST_INS_REQUEST] = ("INSERT INTO requests (run_id, pid, tid, conn_id, start_ns, duration_ns,"
+			" ttfb_ns, method, path, route, status, req_bytes, resp_bytes, flags, peer)"
+			" VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"),
+    [ST_INS_TARGET] = "INSERT INTO targets (run_id, pid, cmdline, seen_ns) VALUES (?,?,?,?)",
+    [ST_SEL_GUESSED] = ("SELECT id, method, path FROM requests"
+			" WHERE run_id = ? AND pid = ? AND (flags & ?) != 0"),
+    [ST_UPD_ROUTE] = "UPDATE requests SET route = ?, flags = flags & ~? WHERE id = ?",
+};
+
+struct tg_store {
+	sqlite3 *db;
+	sqlite3_stmt *stmt[ST_COUNT];
+	pthread_mutex_t db_lock; /* held around every transaction */
+
+	pthread_mutex_t lock; /* everything below */
+	pthread_cond_t not_empty;
+	pthread_cond_t not_full;
+	pthread_cond_t done; /* done_seq advanced */
+	struct job *jobs;
+	size_t head, count;
+	uint64_t queued_seq, done_seq;
+	bool stop, thread_started;
+	pthread_t thread;
+	int64_t run_id; /* 0: no run yet */
+	uint64_t mono_to_epoch_ns;
+	struct tg_store_stats stats;
+};
+
+static int exec_sql(sqlite3 *db, const char *sql)
+{
+	char *msg = NULL;
+	int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
+
+	if (rc != SQLITE_OK) {
+		tg_err("store: %s: %s", sql, msg ? msg : sqlite3_errstr(rc));
+		sqlite3_free(msg);
+	}
+	return rc;
+}
+
+static int read_user_version(sqlite3 *db, int *version)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL);
+
+	if (rc == SQLITE_OK) {
+		rc = sqlite3_step(st);
+		if (rc == SQLITE_ROW) {
+			*version = sqlite3_column_int(st, 0);
+			rc = SQLITE_OK;
+		}
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* Maps an SQLite error seen at open to a user-facing message and an errno. */
+static int open_error(sqlite3 *db, int rc, const char *path, const char *what, char *err,
+		      size_t errlen)
+{
+	int e;
+
+	if (rc == SQLITE_NOTADB) {
+		snprintf(err, errlen, "%s is not a SQLite database", path);
+		return -EINVAL;
+	}
+	if (rc == SQLITE_READONLY || rc == SQLITE_CANTOPEN || rc == SQLITE_PERM) {
+		e = db ? sqlite3_system_errno(db) : 0;
+		if (!e)
+			e = rc == SQLITE_CANTOPEN ? ENOENT : EACCES;
+		snprintf(err, errlen, "cannot open %s for writing: %s", path, strerror(e));
+		return -e;
+	}
+	snprintf(err, errlen, "%s: %s: %s", path, what,
+		 db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+	return -EIO;
+}
+
+static int newer_error(const char *path, int version, char *err, size_t errlen)
+{
+	snprintf(err, errlen,
+		 "%s was made by a newer timeglass (schema version %d, this one knows up to %d); "
+		 "use a newer timeglass",
+		 path, version, TG_SCHEMA_VERSION);
+	return -EPROTONOSUPPORT;
+}
+
+/* Refuse a file that is not a database or comes from a newer TimeGlass,
+ * before changing anything in it. */
+static int check_version(struct tg_store *s, const char *path, char *err, size_t errlen)
+{
+	int version = 0, rc;
+
+	rc = read_user_version(s->db, &version);
+	if (rc != SQLITE_OK)
+		return open_error(s->db, rc, path, "reading the schema version", err, errlen);
+	if (version > TG_SCHEMA_VERSION)
+		return newer_error(path, version, err, errlen);
+	return 0;
+}
+
+/* Bring the database to TG_SCHEMA_VERSION inside one IMMEDIATE transaction
+ * (re-reading the version in it), so two processes opening the same new file
+ * cannot both migrate it. */
+static int migrate(struct tg_store *s, const char *path, char *err, size_t errlen)
+{
+	char sql[64];
+	int version = 0, rc, ret = 0;
+
+	rc = sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+	if (rc != SQLITE_OK)
+		return open_error(s->db, rc, path, "starting the schema migration", err, errlen);
+	rc = read_user_version(s->db, &version);
+	if (rc == SQLITE_OK && version > TG_SCHEMA_VERSION) {
+		ret = newer_error(path, version, err, errlen);
+		goto out;
+	}
+	for (; rc == SQLITE_OK && version < TG_SCHEMA_VERSION; version++) {
+		rc = sqlite3_exec(s->db, migrations[version], NULL, NULL, NULL);
+		snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", version + 1);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+	}
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+	if (rc != SQLITE_OK)
+		ret = open_error(s->db, rc, path, "migrating the schema", err, errlen);
+out:
+	if (ret)
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	return ret;
+}
+
+static int configure(struct tg_store *s, const char *path, char *err, size_t errlen)
+{
+	sqlite3_stmt *st = NULL;
+	const char *mode = NULL;
+	int rc;
+
+	/* WAL, set once here (it is persistent in the file): readers (`timeglass
+	 * report`, the dashboard) read while the tracer writes, without blocking
+	 * it and without being blocked. */
+	rc = sqlite3_prepare_v2(s->db, "PRAGMA journal_mode = WAL", -1, &st, NULL);
+	if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		mode = (const char *)sqlite3_column_text(st, 0);
+		rc = mode && !strcmp(mode, "wal") ? SQLITE_OK : SQLITE_ERROR;
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_OK)
+		return open_error(s->db, rc, path, "switching to WAL mode", err, errlen);
+	/* In WAL mode NORMAL is durable against application crashes, and a power
+	 * loss can only lose the last transactions: right for trace data. */
+	rc = sqlite3_exec(s->db, "PRAGMA synchronous = NORMAL", NULL, NULL, NULL);
+	/* A page cache big enough for the indexes' hot pages: the duration index
+	 * takes inserts all over, and a cache miss is a pread per row. */
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(s->db, "PRAGMA cache_size = -65536", NULL, NULL, NULL);
+	if (rc != SQLITE_OK)
+		return open_error(s->db, rc, path, "configuring the connection", err, errlen);
+	return 0;
+}
+
+static int check_writable(const char *path, char *err, size_t errlen)
+{
+	char *dir, *slash;
+	int e = 0;
+
+	if (access(path, F_OK) == 0) {
+		if (access(path, R_OK | W_OK) != 0)
+			e = errno;
+	} else if (errno == ENOENT) {
+		dir = strdup(path);
+		if (!dir)
+			return -ENOMEM;
+		slash = strrchr(dir, '/');
+		if (slash == dir)
+			slash[1] = '\0';
+		else if (slash)
+			*slash = '\0';
+		if (access(slash ? dir : ".", W_OK | X_OK) != 0)
+			e = errno;
+		free(dir);
+	} else {
+		e = errno;
+	}
+	if (e) {
+		snprintf(err, errlen, "cannot open %s for writing: %s", path, strerror(e));
+		return -e;
+	}
+	return 0;
+}
+
+static void *writer_main(void *arg);
+
+struct tg_store *tg_store__open(const char *path, char *err, size_t errlen)
+{
+	struct tg_store *s;
+	int ret, rc, i;
+
+	if (!err)
+		errlen = 0;
+	if (!path || !*path) {
+		snprintf(err, errlen, "no database path given");
+		errno = EINVAL;
+		return NULL;
+	}
+	s = calloc(1, sizeof(*s));
+	if (!s || !(s->jobs = calloc(QUEUE_LEN, sizeof(*s->jobs)))) {
+		snprintf(err, errlen, "out of memory");
+		ret = -ENOMEM;
+		goto fail;
+	}
+	pthread_mutex_init(&s->db_lock, NULL);
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->not_empty, NULL);
+	pthread_cond_init(&s->not_full, NULL);
+	pthread_cond_init(&s->done, NULL);
+
+	ret = check_writable(path, err, errlen);
+	if (ret)
+		goto fail;
+	rc = sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+	if (rc != SQLITE_OK) {
+		ret = open_error(s->db, rc, path, "opening", err, errlen);
+		goto fail;
+	}
+	sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
+	ret = check_version(s, path, err, errlen);
+	if (ret)
+		goto fail;
+	ret = configure(s, path, err, errlen);
+	if (ret)
+		goto fail;
+	ret = migrate(s, path, err, errlen);
+	if (ret)
+		goto fail;
+	for (i = 0; i < ST_COUNT; i++) {
+		rc = sqlite3_prepare_v3(s->db, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT,
+					&s->stmt[i], NULL);
+		if (rc != SQLITE_OK) {
+			ret = open_error(s->db, rc, path, "preparing statements", err, errlen);
+			goto fail;
+		}
+	}
+	rc = pthread_create(&s->thread, NULL, writer_main, s);
+	if (rc) {
+		snprintf(err, errlen, "cannot start the writer thread: %s", strerror(rc));
+		ret = -rc;
+		goto fail;
+	}
+	s->thread_started = true;
+	return s;
+
+fail:
+	tg_store__close(s);
+	errno = -ret;
+	return NULL;
+}
+
+static void bind_text_or_null(sqlite3_stmt *st, int idx, const char *text)
+{
+	if (text && *text)
+		sqlite3_bind_text(st, idx, text, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, idx);
+}
+
+static int step_reset(sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+
+	sqlite3_reset(st);
+	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+static int step_done(sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+static int write_request(struct tg_store *s, const struct job *j)
+{
+	const struct tg_request *r = &j->req;
+	sqlite3_stmt *st = s->stmt[ST_INS_REQUEST];
+
+	sqlite3_bind_int64(st, 1, j->run_id);
+	sqlite3_bind_int64(st, 2, r->pid);
+	sqlite3_bind_int64(st, 3, r->tid);
+	/* Stored as the same 64 bits, signed: ids with TG_CONN_ID_USER_BIT are negative. */
+	sqlite3_bind_int64(st, 4, (int64_t)r->conn_id);
+	sqlite3_bind_int64(st, 5, (int64_t)(r->start_ns + j->mono_to_epoch_ns));
+	if (r->end_ns && r->end_ns >= r->start_ns)
+		sqlite3_bind_int64(st, 6, (int64_t)(r->end_ns - r->start_ns));
+	else
+		sqlite3_bind_null(st, 6);
+	if (r->first_resp_ns && r->first_resp_ns >= r->start_ns)
+		sqlite3_bind_int64(st, 7, (int64_t)(r->first_resp_ns - r->start_ns));
+	else
+		sqlite3_bind_null(st, 7);
+	sqlite3_bind_text(st, 8, r->method, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 9, r->target, -1, SQLITE_STATIC);
+	bind_text_or_null(st, 10, r->route);
+	if (r->status)
+		sqlite3_bind_int(st, 11, r->status);
+	else
+		sqlite3_bind_null(st, 11);
+	sqlite3_bind_int64(st, 12, (int64_t)r->req_bytes);
+	sqlite3_bind_int64(st, 13, (int64_t)r->resp_bytes);
+	sqlite3_bind_int64(st, 14, r->flags);
+	bind_text_or_null(st, 15, r->peer);
+	return step_reset(st); /* all 15 parameters are bound every time */
+}
+
+static int write_target(struct tg_store *s, const struct job *j)
+{
+	sqlite3_stmt *st = s->stmt[ST_INS_TARGET];
+
+	sqlite3_bind_int64(st, 1, j->run_id);
+	sqlite3_bind_int64(st, 2, j->target.pid);
+	bind_text_or_null(st, 3, j->target.cmdline);
+	sqlite3_bind_int64(st, 4, (int64_t)(j->target.seen_ns + j->mono_to_epoch_ns));
+	return step_done(st);
+}
+
+struct route_update {
+	int64_t id;
+	char route[TG_ROUTE_LEN];
+};
+
+/* Collect the matches first, then update: no UPDATE while the SELECT over
+ * the same rows is still stepping. */
+static int write_reroute(struct tg_store *s, const struct job *j)
+{
+	sqlite3_stmt *sel = s->stmt[ST_SEL_GUESSED], *upd = s->stmt[ST_UPD_ROUTE];
+	struct route_update *ups = NULL, *tmp;
+	size_t n = 0, cap = 0, i;
+	int rc;
+
+	sqlite3_bind_int64(sel, 1, j->run_id);
+	sqlite3_bind_int64(sel, 2, j->reroute.pid);
+	sqlite3_bind_int64(sel, 3, TG_REQ_ROUTE_GUESSED);
+	while ((rc = sqlite3_step(sel)) == SQLITE_ROW) {
+		const char *method = (const char *)sqlite3_column_text(sel, 1);
+		const char *path = (const char *)sqlite3_column_text(sel, 2);
+
+		if (n == cap) {
+			cap = cap ? cap * 2 : 64;
+			tmp = realloc(ups, cap * sizeof(*ups));
+			if (!tmp) {
+				rc = SQLITE_NOMEM;
+				break;
+			}
+			ups = tmp;
+		}
+		if (tg_route__match(j->reroute.routes, method ? method : "", path ? path : "",
+				    ups[n].route, sizeof(ups[n].route))) {
+			ups[n].id = sqlite3_column_int64(sel, 0);
+			n++;
+		}
+	}
+	sqlite3_reset(sel);
+	sqlite3_clear_bindings(sel);
+	if (rc != SQLITE_DONE)
+		goto out;
+	rc = SQLITE_OK;
+	for (i = 0; i < n && rc == SQLITE_OK; i++) {
+		sqlite3_bind_text(upd, 1, ups[i].route, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(upd, 2, TG_REQ_ROUTE_GUESSED);
+		sqlite3_bind_int64(upd, 3, ups[i].id);
+		rc = step_done(upd);
+	}
+out:
+	free(ups);
+	return rc;
+}
+
+static int write_job(struct tg_store *s, const struct job *j)
+{
+	switch (j->kind) {
+	case JOB_REQUEST:
+		return write_request(s, j);
+	case JOB_TARGET:
+		return write_target(s, j);
+	case JOB_REROUTE:
+		return write_reroute(s, j);
+	}
+	return SQLITE_MISUSE;
+}
+
+static void log_failed(struct tg_store *s, const struct job *j, int rc)
+{
+	const char *msg = sqlite3_errmsg(s->db);
+
+	if (j->kind == JOB_REQUEST)
+		tg_err("store: request %s %s (pid %u, conn %llu) not written: %s", j->req.method,
+		       j->req.target, j->req.pid, (unsigned long long)j->req.conn_id,
+		       rc == SQLITE_NOMEM ? "out of memory" : msg);
+	else if (j->kind == JOB_TARGET)
+		tg_err("store: target pid %u not written: %s", j->target.pid, msg);
+	else
+		tg_err("store: routes of pid %u not updated: %s", j->reroute.pid, msg);
+}
+
+/* Write jobs [first, first + n) of the ring (they are ours until released).
+ * Returns the number of requests written and adds to *failed. */
+static uint64_t write_batch(struct tg_store *s, size_t first, size_t n, uint64_t *failed)
+{
+	uint64_t written = 0;
+	size_t i;
+	int rc;
+
+	pthread_mutex_lock(&s->db_lock);
+	rc = exec_sql(s->db, "BEGIN");
+	for (i = 0; i < n && rc == SQLITE_OK; i++) {
+		const struct job *j = &s->jobs[(first + i) % QUEUE_LEN];
+
+		rc = write_job(s, j);
+		written += rc == SQLITE_OK && j->kind == JOB_REQUEST;
+	}
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+	if (rc == SQLITE_OK)
+		goto out;
+
+	/* Something failed: undo, then replay one job per transaction. */
+	tg_warn("store: batch of %zu rows failed (%s); retrying row by row", n,
+		sqlite3_errmsg(s->db));
+	sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	written = 0;
+	for (i = 0; i < n; i++) {
+		const struct job *j = &s->jobs[(first + i) % QUEUE_LEN];
+
+		rc = sqlite3_exec(s->db, "BEGIN", NULL, NULL, NULL);
+		if (rc == SQLITE_OK)
+			rc = write_job(s, j);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+		if (rc == SQLITE_OK) {
+			written += j->kind == JOB_REQUEST;
+			continue;
+		}
+		log_failed(s, j, rc);
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+		(*failed)++;
+	}
+out:
+	pthread_mutex_unlock(&s->db_lock);
+	return written;
+}
+
+static void release_jobs(struct tg_store *s, size_t first, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		struct job *j = &s->jobs[(first + i) % QUEUE_LEN];
+
+		if (j->kind == JOB_TARGET) {
+			free(j->target.cmdline);
+			j->target.cmdline = NULL;
+		}
+	}
+}
+
+static void *writer_main(void *arg)
+{
+	struct tg_store *s = arg;
+	uint64_t written, failed;
+	size_t first, n;
+
+	pthread_mutex_lock(&s->lock);
+	for (;;) {
+		while (!s->count && !s->stop)
+			pthread_cond_wait(&s->not_empty, &s->lock);
+		if (!s->count)
+			break;
+		first = s->head;
+		n = s->count;
+		pthread_mutex_unlock(&s->lock);
+
+		failed = 0;
+		written = write_batch(s, first, n, &failed);
+		release_jobs(s, first, n);
+
+		pthread_mutex_lock(&s->lock);
+		s->head = (s->head + n) % QUEUE_LEN;
+		s->count -= n;
+		s->done_seq += n;
+		s->stats.requests_written += written;
+		s->stats.rows_failed += failed;
+		s->stats.batches++;
+		pthread_cond_broadcast(&s->not_full);
+		pthread_cond_broadcast(&s->done);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return NULL;
+}
+
+/* Takes a free slot (blocking while the ring is full) with s->lock held;
+ * fills in the run. Returns NULL when there is no run or the store stops. */
+static struct job *reserve(struct tg_store *s, enum job_kind kind, int *ret)
+{
+	struct job *j;
+
+	while (s->count == QUEUE_LEN && !s->stop)
+		pthread_cond_wait(&s->not_full, &s->lock);
+	if (s->stop) {
+		*ret = -ESHUTDOWN;
+		return NULL;
+	}
+	if (!s->run_id) {
+		*ret = -EINVAL;
+		return NULL;
+	}
+	j = &s->jobs[(s->head + s->count) % QUEUE_LEN];
+	j->kind = kind;
+	j->run_id = s->run_id;
+	j->mono_to_epoch_ns = s->mono_to_epoch_ns;
+	*ret = 0;
+	return j;
+}
+
+static void commit_job(struct tg_store *s)
+{
+	s->count++;
+	s->queued_seq++;
+	pthread_cond_signal(&s->not_empty);
+}
+
+int tg_store__begin_run(struct tg_store *s, const struct tg_run_info *info, int64_t *run_id)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t id = 0;
+	int rc, ret = 0;
+
+	if (!s || !info)
+		return -EINVAL;
+	/* Rows of the previous run keep their run id (it is in each job). */
+	pthread_mutex_lock(&s->db_lock);
+	rc = sqlite3_prepare_v2(s->db,
+				"INSERT INTO runs (started, targets, kernel, version, events,"
+				" dropped_events) VALUES (?, ?, ?, ?, 0, 0)",
+				-1, &st, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, (int64_t)info->started_ns);
+		bind_text_or_null(st, 2, info->targets);
+		bind_text_or_null(st, 3, info->kernel);
+		bind_text_or_null(st, 4, info->version);
+		rc = sqlite3_step(st);
+		rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+		id = sqlite3_last_insert_rowid(s->db);
+	}
+	if (rc != SQLITE_OK) {
+		tg_err("store: cannot record the run: %s", sqlite3_errmsg(s->db));
+		ret = -EIO;
+	}
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->db_lock);
+	if (ret)
+		return ret;
+
+	pthread_mutex_lock(&s->lock);
+	s->run_id = id;
+	s->mono_to_epoch_ns = info->mono_to_epoch_ns;
+	pthread_mutex_unlock(&s->lock);
+	if (run_id)
+		*run_id = id;
+	return 0;
+}
+
+int tg_store__add_target(struct tg_store *s, uint32_t pid, const char *cmdline, uint64_t seen_ns)
+{
+	struct job *j;
+	char *copy = NULL;
+	int ret;
+
+	if (!s)
+		return -EINVAL;
+	if (cmdline && !(copy = strdup(cmdline)))
+		return -ENOMEM;
+	pthread_mutex_lock(&s->lock);
+	j = reserve(s, JOB_TARGET, &ret);
+	if (j) {
+		j->target.pid = pid;
+		j->target.seen_ns = seen_ns;
+		j->target.cmdline = copy;
+		copy = NULL;
+		commit_job(s);
+	}
+	pthread_mutex_unlock(&s->lock);
+	free(copy);
+	return ret;
+}
+
+int tg_store__add_request(struct tg_store *s, const struct tg_request *r)
+{
+	struct job *j;
+	int ret;
+
+	if (!s || !r)
+		return -EINVAL;
+	pthread_mutex_lock(&s->lock);
+	j = reserve(s, JOB_REQUEST, &ret);
+	if (j) {
+		j->req = *r;
+		j->req.method[TG_METHOD_LEN - 1] = '\0';
+		j->req.target[TG_TARGET_LEN - 1] = '\0';
+		j->req.route[TG_ROUTE_LEN - 1] = '\0';
+		j->req.peer[TG_PEER_LEN - 1] = '\0';
+		commit_job(s);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return ret;
+}
+
+int tg_store__reroute(struct tg_store *s, uint32_t pid, const struct tg_routes *routes)
+{
+	struct job *j;
+	int ret;
+
+	if (!s || !routes)
+		return -EINVAL;
+	pthread_mutex_lock(&s->lock);
+	j = reserve(s, JOB_REROUTE, &ret);
+	if (j) {
+		j->reroute.pid = pid;
+		j->reroute.routes = routes;
+		commit_job(s);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return ret;
+}
+
+int tg_store__flush(struct tg_store *s)
+{
+	uint64_t target;
+
+	if (!s)
+		return -EINVAL;
+	pthread_mutex_lock(&s->lock);
+	target = s->queued_seq;
+	while (s->done_seq < target && s->thread_started)
+		pthread_cond_wait(&s->done, &s->lock);
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
+int tg_store__end_run(struct tg_store *s, uint64_t ended_ns, uint64_t events, uint64_t dropped)
+{
+	sqlite3_stmt *st = NULL;
+	int64_t id;
+	int rc, ret;
+
+	if (!s)
+		return -EINVAL;
+	ret = tg_store__flush(s);
+	if (ret)
+		return ret;
+	pthread_mutex_lock(&s->lock);
+	id = s->run_id;
+	pthread_mutex_unlock(&s->lock);
+	if (!id)
+		return -EINVAL;
+
+	pthread_mutex_lock(&s->db_lock);
+	rc = sqlite3_prepare_v2(
+	    s->db, "UPDATE runs SET ended = ?, events = ?, dropped_events = ? WHERE id = ?", -1,
+	    &st, NULL);
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, (int64_t)ended_ns);
+		sqlite3_bind_int64(st, 2, (int64_t)events);
+		sqlite3_bind_int64(st, 3, (int64_t)dropped);
+		sqlite3_bind_int64(st, 4, id);
+		rc = sqlite3_step(st);
+		rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+	}
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(s->db, deferred_indexes, NULL, NULL, NULL);
+	if (rc != SQLITE_OK) {
+		tg_err("store: cannot close run %lld: %s", (long long)id, sqlite3_errmsg(s->db));
+		ret = -EIO;
+	}
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->db_lock);
+	return ret;
+}
+
+void tg_store__stats(struct tg_store *s, struct tg_store_stats *out)
+{
+	if (!out)
+		return;
+	memset(out, 0, sizeof(*out));
+	if (!s)
+		return;
+	pthread_mutex_lock(&s->lock);
+	*out = s->stats;
+	pthread_mutex_unlock(&s->lock);
+}
+
+void tg_store__close(struct tg_store *s)
+{
+	int i;
+
+	if (!s)
+		return;
+	if (s->thread_started) {
+		pthread_mutex_lock(&s->lock);
+		s->stop = true; /* the writer drains the queue before it exits */
+		pthread_cond_broadcast(&s->not_empty);
+		pthread_cond_broadcast(&s->not_full);
+		pthread_mutex_unlock(&s->lock);
+		pthread_join(s->thread, NULL);
+	}
+	for (i = 0; i < ST_COUNT; i++)
+		sqlite3_finalize(s->stmt[i]);
+	/* Closing the last connection checkpoints the WAL into the main file. */
+	sqlite3_close(s->db);
+	if (s->jobs) {
+		pthread_mutex_destroy(&s->db_lock);
+		pthread_mutex_destroy(&s->lock);
+		pthread_cond_destroy(&s->not_empty);
+		pthread_cond_destroy(&s->not_full);
+		pthread_cond_destroy(&s->done);
+	}
+	free(s->jobs);
+	free(s);
+}

@@ -21,11 +21,11 @@ struct tg_routes;
 #define TG_SCHEMA_VERSION 1
 
 struct tg_run_info {
-	uint64_t started_ns; /* Unix epoch ns */
+	uint64_t started_ns;	   /* Unix epoch ns */
 	uint64_t mono_to_epoch_ns; /* add to a CLOCK_MONOTONIC ns to get Unix epoch ns */
-	const char *targets; /* free text: "--uvicorn", "pid 42", "-- uvicorn app:app" */
-	const char *kernel; /* uname -r */
-	const char *version; /* timeglass version */
+	const char *targets;	   /* free text: "--uvicorn", "pid 42", "-- uvicorn app:app" */
+	const char *kernel;	   /* uname -r */
+	const char *version;	   /* timeglass version */
 };
 
 struct tg_store_stats {
@@ -46,13 +46,15 @@ struct tg_store *tg_store__open(const char *path, char *err, size_t errlen);
  * Returns 0 or -errno; *run_id gets the new id. Synchronous. */
 int tg_store__begin_run(struct tg_store *s, const struct tg_run_info *info, int64_t *run_id);
 
-/* Record that pid became a target of the current run (cmdline may be NULL).
- * Queued. Returns 0 or -errno. */
+/* Record that pid became a target of the current run (cmdline may be NULL;
+ * seen_ns is CLOCK_MONOTONIC ns, converted like a request's times). Queued.
+ * Returns 0 or -errno (-EINVAL before tg_store__begin_run). */
 int tg_store__add_target(struct tg_store *s, uint32_t pid, const char *cmdline, uint64_t seen_ns);
 
 /* Queue one request (times in CLOCK_MONOTONIC ns; converted with the run's
  * mono_to_epoch_ns). The record is copied. Blocks while the queue is full.
- * Returns 0 or -errno. */
+ * Returns 0 or -errno (-EINVAL before tg_store__begin_run). A row the
+ * database rejects is logged and counted in rows_failed, not returned. */
 int tg_store__add_request(struct tg_store *s, const struct tg_request *r);
 
 /* Re-resolve the routes of the current run's requests of pid whose route was
@@ -61,11 +63,14 @@ int tg_store__add_request(struct tg_store *s, const struct tg_request *r);
  * stay valid until the next tg_store__flush() returns. Returns 0 or -errno. */
 int tg_store__reroute(struct tg_store *s, uint32_t pid, const struct tg_routes *routes);
 
-/* Wait until everything queued so far is written. Returns 0 or -errno. */
+/* Wait until everything queued so far is written (or counted as failed).
+ * Returns 0 or -errno. */
 int tg_store__flush(struct tg_store *s);
 
 /* Close the current run: ended time (epoch ns) and the event counters.
- * Flushes first. Returns 0 or -errno. */
+ * Flushes first, then builds the indexes the report uses that are not kept
+ * up to date while rows stream in (docs/schema.md; seconds for millions of
+ * rows). Returns 0 or -errno. */
 int tg_store__end_run(struct tg_store *s, uint64_t ended_ns, uint64_t events, uint64_t dropped);
 
 /* Counters so far. */

@@ -1,2 +1,579 @@
-/* placeholder: being written */
-int main(void) { return 0; }
+/* SPDX-License-Identifier: MIT */
+/* Unit tests of the SQLite store (user/store.c): schema, migrations, refusals,
+ * batching, flush, row-by-row retry, reroute and a concurrent reader. */
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "log.h"
+#include "route.h"
+#include "store.h"
+
+#define EPOCH_OFF 1700000000000000000ULL
+#define INDEX_COUNT                                                                                \
+	"SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name IN"                      \
+	" ('requests_endpoint', 'requests_start', 'requests_duration')"
+
+struct fx {
+	char dir[64];
+	char path[96];
+};
+
+static int setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+
+	if (!f)
+		return -1;
+	snprintf(f->dir, sizeof(f->dir), "/tmp/tg_test_store.XXXXXX");
+	if (!mkdtemp(f->dir)) {
+		free(f);
+		return -1;
+	}
+	snprintf(f->path, sizeof(f->path), "%s/t.db", f->dir);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+	char p[128];
+
+	unlink(f->path);
+	snprintf(p, sizeof(p), "%s-wal", f->path);
+	unlink(p);
+	snprintf(p, sizeof(p), "%s-shm", f->path);
+	unlink(p);
+	rmdir(f->dir);
+	free(f);
+	return 0;
+}
+
+static sqlite3 *raw_open(const char *path, int flags)
+{
+	sqlite3 *db = NULL;
+
+	assert_int_equal(sqlite3_open_v2(path, &db, flags, NULL), SQLITE_OK);
+	sqlite3_busy_timeout(db, 5000);
+	return db;
+}
+
+static void raw_exec(const char *path, const char *sql)
+{
+	sqlite3 *db = raw_open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+}
+
+/* The first column of the first row as an integer; -1 for NULL. */
+static int64_t query_int(const char *path, const char *sql)
+{
+	sqlite3 *db = raw_open(path, SQLITE_OPEN_READONLY);
+	sqlite3_stmt *st = NULL;
+	int64_t v;
+
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	v = sqlite3_column_type(st, 0) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+	return v;
+}
+
+static void query_text(const char *path, const char *sql, char *out, size_t cap)
+{
+	sqlite3 *db = raw_open(path, SQLITE_OPEN_READONLY);
+	sqlite3_stmt *st = NULL;
+	const char *t;
+
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+	t = (const char *)sqlite3_column_text(st, 0);
+	snprintf(out, cap, "%s", t ? t : "(null)");
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+}
+
+static struct tg_store *open_with_run(const char *path, int64_t *run_id)
+{
+	struct tg_run_info info = {
+	    .started_ns = EPOCH_OFF,
+	    .mono_to_epoch_ns = EPOCH_OFF,
+	    .targets = "--uvicorn",
+	    .kernel = "6.18.0",
+	    .version = "0.1.0",
+	};
+	char err[256] = "";
+	struct tg_store *s = tg_store__open(path, err, sizeof(err));
+	int64_t id = 0;
+
+	assert_non_null(s);
+	assert_int_equal(tg_store__begin_run(s, &info, &id), 0);
+	assert_true(id > 0);
+	if (run_id)
+		*run_id = id;
+	return s;
+}
+
+static void make_req(struct tg_request *r, uint32_t i)
+{
+	memset(r, 0, sizeof(*r));
+	r->conn_id = 100 + i / 4;
+	r->pid = 42;
+	r->tid = 43;
+	r->start_ns = 1000 + (uint64_t)i * 10;
+	r->first_resp_ns = i % 2 ? r->start_ns + 1 : 0;
+	r->end_ns = r->start_ns + i;
+	r->req_bytes = 80 + i;
+	r->resp_bytes = 200 + i;
+	r->status = i % 3 ? 200 : 0;
+	r->flags = i % 2 ? 0 : TG_REQ_INCOMPLETE;
+	snprintf(r->method, sizeof(r->method), "GET");
+	snprintf(r->target, sizeof(r->target), "/p/%u?q=x", i);
+	snprintf(r->route, sizeof(r->route), "/p/{id}");
+	snprintf(r->peer, sizeof(r->peer), "127.0.0.1:%u", 30000 + i % 1000);
+}
+
+/* ---- Refusals first. */
+
+static void test_refuses_newer_schema(void **state)
+{
+	struct fx *f = *state;
+	char err[256] = "";
+
+	raw_exec(f->path, "CREATE TABLE x(a); PRAGMA user_version = 2;");
+	errno = 0;
+	assert_null(tg_store__open(f->path, err, sizeof(err)));
+	assert_int_equal(errno, EPROTONOSUPPORT);
+	assert_non_null(strstr(err, "newer timeglass"));
+	assert_non_null(strstr(err, f->path));
+	/* untouched: still version 2, no tables of ours */
+	assert_int_equal(query_int(f->path, "PRAGMA user_version"), 2);
+	assert_int_equal(
+	    query_int(f->path, "SELECT count(*) FROM sqlite_master WHERE name = 'runs'"), 0);
+}
+
+static void test_refuses_non_database(void **state)
+{
+	struct fx *f = *state;
+	char err[256] = "";
+	FILE *fp = fopen(f->path, "w");
+	int i;
+
+	assert_non_null(fp);
+	for (i = 0; i < 64; i++)
+		fputs("this is not a database, just some text\n", fp);
+	fclose(fp);
+	errno = 0;
+	assert_null(tg_store__open(f->path, err, sizeof(err)));
+	assert_int_equal(errno, EINVAL);
+	assert_non_null(strstr(err, "is not a SQLite database"));
+}
+
+static void test_refuses_unwritable(void **state)
+{
+	struct fx *f = *state;
+	char err[256] = "", path[160];
+
+	snprintf(path, sizeof(path), "%s/no/such/dir/t.db", f->dir);
+	errno = 0;
+	assert_null(tg_store__open(path, err, sizeof(err)));
+	assert_int_equal(errno, ENOENT);
+	assert_non_null(strstr(err, "cannot open"));
+	assert_non_null(strstr(err, path));
+	assert_non_null(strstr(err, strerror(ENOENT)));
+	/* NULL err buffer is tolerated */
+	assert_null(tg_store__open(path, NULL, 0));
+	assert_null(tg_store__open("", err, sizeof(err)));
+}
+
+static void test_add_before_run(void **state)
+{
+	struct fx *f = *state;
+	char err[256] = "";
+	struct tg_store *s = tg_store__open(f->path, err, sizeof(err));
+	struct tg_request r;
+
+	assert_non_null(s);
+	make_req(&r, 1);
+	assert_int_equal(tg_store__add_request(s, &r), -EINVAL);
+	assert_int_equal(tg_store__add_target(s, 1, "x", 0), -EINVAL);
+	assert_int_equal(tg_store__end_run(s, 1, 0, 0), -EINVAL);
+	assert_int_equal(tg_store__flush(s), 0);
+	tg_store__close(s);
+	tg_store__close(NULL);
+}
+
+/* ---- Schema. */
+
+static void test_schema_created(void **state)
+{
+	struct fx *f = *state;
+	char err[256] = "", mode[16];
+	struct tg_store *s = tg_store__open(f->path, err, sizeof(err));
+
+	assert_non_null(s);
+	assert_int_equal(query_int(f->path, "PRAGMA user_version"), TG_SCHEMA_VERSION);
+	assert_int_equal(query_int(f->path,
+				   "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
+				   " AND name IN ('runs', 'targets', 'requests')"),
+			 3);
+	/* while rows stream in, only the append-only index is kept */
+	assert_int_equal(query_int(f->path, INDEX_COUNT), 1);
+	query_text(f->path, "PRAGMA journal_mode", mode, sizeof(mode));
+	assert_string_equal(mode, "wal");
+	tg_store__close(s);
+	/* ending a run builds the report's indexes */
+	s = open_with_run(f->path, NULL);
+	assert_int_equal(tg_store__end_run(s, EPOCH_OFF, 0, 0), 0);
+	assert_int_equal(query_int(f->path, INDEX_COUNT), 3);
+	tg_store__close(s);
+	/* reopening an up-to-date database keeps it */
+	s = tg_store__open(f->path, err, sizeof(err));
+	assert_non_null(s);
+	tg_store__close(s);
+	assert_int_equal(query_int(f->path, "PRAGMA user_version"), TG_SCHEMA_VERSION);
+}
+
+static void test_migrates_empty_file(void **state)
+{
+	struct fx *f = *state;
+	char err[256] = "";
+	FILE *fp = fopen(f->path, "w");
+	struct tg_store *s;
+
+	assert_non_null(fp);
+	fclose(fp);
+	s = tg_store__open(f->path, err, sizeof(err));
+	assert_non_null(s);
+	tg_store__close(s);
+	assert_int_equal(query_int(f->path, "PRAGMA user_version"), 1);
+	assert_int_equal(query_int(f->path, "SELECT count(*) FROM requests"), 0);
+}
+
+/* ---- Writing. */
+
+static void test_batching_round_trip(void **state)
+{
+	struct fx *f = *state;
+	const uint32_t n = 40000; /* more than the queue holds: producers block */
+	struct tg_store_stats st;
+	struct tg_request r;
+	struct tg_store *s;
+	char text[64];
+	int64_t run;
+	uint32_t i;
+
+	s = open_with_run(f->path, &run);
+	assert_int_equal(tg_store__add_target(s, 42, "uvicorn app:app", 500), 0);
+	for (i = 0; i < n; i++) {
+		make_req(&r, i);
+		assert_int_equal(tg_store__add_request(s, &r), 0);
+	}
+	assert_int_equal(tg_store__flush(s), 0);
+	tg_store__stats(s, &st);
+	assert_int_equal(st.requests_written, n);
+	assert_int_equal(st.rows_failed, 0);
+	assert_true(st.batches >= 1);
+	assert_true(st.batches < n / 4); /* many rows per transaction */
+
+	assert_int_equal(query_int(f->path, "SELECT count(*) FROM requests"), n);
+	assert_int_equal(query_int(f->path, "SELECT count(DISTINCT path) FROM requests"), n);
+	/* i = 7: odd, a response, status 200 */
+	assert_int_equal(
+	    query_int(f->path, "SELECT start_ns FROM requests WHERE path = '/p/7?q=x'"),
+	    (int64_t)(EPOCH_OFF + 1070));
+	assert_int_equal(
+	    query_int(f->path, "SELECT duration_ns FROM requests WHERE path = '/p/7?q=x'"), 7);
+	assert_int_equal(query_int(f->path, "SELECT ttfb_ns FROM requests WHERE path = '/p/7?q=x'"),
+			 1);
+	assert_int_equal(query_int(f->path, "SELECT status FROM requests WHERE path = '/p/7?q=x'"),
+			 200);
+	assert_int_equal(query_int(f->path, "SELECT flags FROM requests WHERE path = '/p/7?q=x'"),
+			 0);
+	/* i = 6: no response seen -> ttfb NULL; status 0 -> NULL */
+	assert_int_equal(query_int(f->path, "SELECT ttfb_ns FROM requests WHERE path = '/p/6?q=x'"),
+			 -1);
+	assert_int_equal(query_int(f->path, "SELECT status FROM requests WHERE path = '/p/6?q=x'"),
+			 -1);
+	assert_int_equal(query_int(f->path, "SELECT flags FROM requests WHERE path = '/p/6?q=x'"),
+			 TG_REQ_INCOMPLETE);
+	assert_int_equal(
+	    query_int(f->path, "SELECT resp_bytes FROM requests WHERE path = '/p/6?q=x'"), 206);
+	assert_int_equal(query_int(f->path, "SELECT conn_id FROM requests WHERE path = '/p/6?q=x'"),
+			 101);
+	query_text(f->path, "SELECT peer FROM requests WHERE path = '/p/6?q=x'", text,
+		   sizeof(text));
+	assert_string_equal(text, "127.0.0.1:30006");
+	query_text(f->path, "SELECT route FROM requests WHERE path = '/p/6?q=x'", text,
+		   sizeof(text));
+	assert_string_equal(text, "/p/{id}");
+	assert_int_equal(query_int(f->path, "SELECT count(*) FROM requests WHERE run_id != (SELECT "
+					    "max(id) FROM runs)"),
+			 0);
+	/* target row, time converted to epoch */
+	assert_int_equal(query_int(f->path, "SELECT seen_ns FROM targets WHERE pid = 42"),
+			 (int64_t)(EPOCH_OFF + 500));
+	query_text(f->path, "SELECT cmdline FROM targets WHERE pid = 42", text, sizeof(text));
+	assert_string_equal(text, "uvicorn app:app");
+	tg_store__close(s);
+}
+
+static void test_edge_values(void **state)
+{
+	struct fx *f = *state;
+	struct tg_request r;
+	struct tg_store *s = open_with_run(f->path, NULL);
+
+	/* unterminated strings, no end time, top-bit conn id, empty route and peer */
+	make_req(&r, 3);
+	memset(r.method, 'M', sizeof(r.method));
+	memset(r.target, 'x', sizeof(r.target));
+	r.route[0] = '\0';
+	r.peer[0] = '\0';
+	r.end_ns = 0;
+	r.conn_id = (1ULL << 63) | 5;
+	assert_int_equal(tg_store__add_request(s, &r), 0);
+	assert_int_equal(tg_store__add_target(s, 7, NULL, 0), 0);
+	assert_int_equal(tg_store__flush(s), 0);
+	assert_int_equal(query_int(f->path, "SELECT length(method) FROM requests"),
+			 TG_METHOD_LEN - 1);
+	assert_int_equal(query_int(f->path, "SELECT length(path) FROM requests"),
+			 TG_TARGET_LEN - 1);
+	assert_int_equal(query_int(f->path, "SELECT route IS NULL AND peer IS NULL FROM requests"),
+			 1);
+	assert_int_equal(query_int(f->path, "SELECT duration_ns FROM requests"), -1);
+	assert_int_equal(query_int(f->path, "SELECT conn_id FROM requests"),
+			 (int64_t)((1ULL << 63) | 5));
+	assert_int_equal(query_int(f->path, "SELECT cmdline IS NULL FROM targets WHERE pid = 7"),
+			 1);
+	tg_store__close(s);
+}
+
+static void test_flush_and_close_write_everything(void **state)
+{
+	struct fx *f = *state;
+	struct tg_request r;
+	struct tg_store *s = open_with_run(f->path, NULL);
+	uint32_t i;
+
+	assert_int_equal(tg_store__flush(s), 0); /* nothing queued: returns at once */
+	for (i = 0; i < 1000; i++) {
+		make_req(&r, i);
+		assert_int_equal(tg_store__add_request(s, &r), 0);
+	}
+	assert_int_equal(tg_store__flush(s), 0);
+	/* visible to another connection right after flush, store still open */
+	assert_int_equal(query_int(f->path, "SELECT count(*) FROM requests"), 1000);
+	for (i = 0; i < 500; i++) {
+		make_req(&r, i);
+		assert_int_equal(tg_store__add_request(s, &r), 0);
+	}
+	tg_store__close(s); /* close drains the queue */
+	assert_int_equal(query_int(f->path, "SELECT count(*) FROM requests"), 1500);
+}
+
+static void test_runs_begin_end(void **state)
+{
+	struct fx *f = *state;
+	struct tg_run_info info = {.started_ns = 5, .mono_to_epoch_ns = 1000000};
+	struct tg_request r;
+	int64_t run1, run2;
+	struct tg_store *s = open_with_run(f->path, &run1);
+
+	make_req(&r, 1);
+	assert_int_equal(tg_store__add_request(s, &r), 0);
+	assert_int_equal(tg_store__end_run(s, EPOCH_OFF + 9, 1234, 56), 0);
+	assert_int_equal(tg_store__begin_run(s, &info, &run2), 0);
+	assert_true(run2 > run1);
+	assert_int_equal(tg_store__add_request(s, &r), 0);
+	assert_int_equal(tg_store__flush(s), 0);
+	assert_int_equal(query_int(f->path, "SELECT ended FROM runs ORDER BY id LIMIT 1"),
+			 (int64_t)(EPOCH_OFF + 9));
+	assert_int_equal(query_int(f->path, "SELECT events FROM runs ORDER BY id LIMIT 1"), 1234);
+	assert_int_equal(query_int(f->path, "SELECT dropped_events FROM runs ORDER BY id LIMIT 1"),
+			 56);
+	assert_int_equal(query_int(f->path, "SELECT ended FROM runs ORDER BY id DESC LIMIT 1"), -1);
+	assert_int_equal(query_int(f->path, "SELECT targets IS NULL FROM runs ORDER BY id DESC"),
+			 1);
+	/* each row belongs to the run current when it was added, with that run's offset */
+	assert_int_equal(query_int(f->path, "SELECT count(DISTINCT run_id) FROM requests"), 2);
+	assert_int_equal(query_int(f->path, "SELECT start_ns FROM requests ORDER BY id DESC"),
+			 1000000 + 1010);
+	tg_store__close(s);
+}
+
+static void test_bad_row_loses_only_itself(void **state)
+{
+	struct fx *f = *state;
+	struct tg_store_stats st;
+	struct tg_request r;
+	struct tg_store *s;
+	enum tg_log_level lvl = tg_log__level();
+	uint32_t i;
+
+	s = open_with_run(f->path, NULL);
+	/* a trigger that rejects one path, added by another connection */
+	raw_exec(f->path,
+		 "CREATE TRIGGER reject BEFORE INSERT ON requests"
+		 " WHEN NEW.path = '/p/50?q=x' BEGIN SELECT RAISE(ABORT, 'rejected'); END;");
+	tg_log__set_level(TG_LOG_ERROR);
+	for (i = 0; i < 200; i++) {
+		make_req(&r, i);
+		assert_int_equal(tg_store__add_request(s, &r), 0);
+	}
+	assert_int_equal(tg_store__flush(s), 0);
+	tg_log__set_level(lvl);
+	tg_store__stats(s, &st);
+	assert_int_equal(st.rows_failed, 1);
+	assert_int_equal(st.requests_written, 199);
+	assert_int_equal(query_int(f->path, "SELECT count(*) FROM requests"), 199);
+	assert_int_equal(
+	    query_int(f->path, "SELECT count(*) FROM requests WHERE path = '/p/50?q=x'"), 0);
+	assert_int_equal(
+	    query_int(f->path, "SELECT count(*) FROM requests WHERE path = '/p/51?q=x'"), 1);
+	/* the store keeps working after the failure */
+	make_req(&r, 1000);
+	assert_int_equal(tg_store__add_request(s, &r), 0);
+	assert_int_equal(tg_store__flush(s), 0);
+	assert_int_equal(query_int(f->path, "SELECT count(*) FROM requests"), 200);
+	tg_store__close(s);
+}
+
+static void add_routed(struct tg_store *s, uint32_t pid, const char *path, const char *route,
+		       uint32_t flags)
+{
+	struct tg_request r;
+
+	make_req(&r, 1);
+	r.pid = pid;
+	r.flags = flags;
+	snprintf(r.target, sizeof(r.target), "%s", path);
+	snprintf(r.route, sizeof(r.route), "%s", route);
+	assert_int_equal(tg_store__add_request(s, &r), 0);
+}
+
+static void test_reroute_guessed_only(void **state)
+{
+	struct fx *f = *state;
+	struct tg_routes *routes = tg_routes__new();
+	struct tg_store *s = open_with_run(f->path, NULL);
+	char text[64];
+
+	assert_non_null(routes);
+	assert_int_equal(tg_routes__add(routes, "GET", "/items/{item_id}"), 0);
+	add_routed(s, 1, "/items/42?x=1", "/items/{id}", TG_REQ_ROUTE_GUESSED | TG_REQ_INCOMPLETE);
+	add_routed(s, 1, "/items/7", "/custom", 0);			   /* not guessed */
+	add_routed(s, 2, "/items/9", "/items/{id}", TG_REQ_ROUTE_GUESSED); /* other pid */
+	add_routed(s, 1, "/other/1", "/other/{id}", TG_REQ_ROUTE_GUESSED); /* no match */
+	/* queued right behind the rows: no flush needed in between */
+	assert_int_equal(tg_store__reroute(s, 1, routes), 0);
+	assert_int_equal(tg_store__flush(s), 0);
+
+	query_text(f->path, "SELECT route FROM requests WHERE path = '/items/42?x=1'", text,
+		   sizeof(text));
+	assert_string_equal(text, "/items/{item_id}");
+	assert_int_equal(
+	    query_int(f->path, "SELECT flags FROM requests WHERE path = '/items/42?x=1'"),
+	    TG_REQ_INCOMPLETE);
+	query_text(f->path, "SELECT route FROM requests WHERE path = '/items/7'", text,
+		   sizeof(text));
+	assert_string_equal(text, "/custom");
+	query_text(f->path, "SELECT route FROM requests WHERE path = '/items/9'", text,
+		   sizeof(text));
+	assert_string_equal(text, "/items/{id}");
+	assert_int_equal(query_int(f->path, "SELECT flags FROM requests WHERE path = '/items/9'"),
+			 TG_REQ_ROUTE_GUESSED);
+	query_text(f->path, "SELECT route FROM requests WHERE path = '/other/1'", text,
+		   sizeof(text));
+	assert_string_equal(text, "/other/{id}");
+	assert_int_equal(query_int(f->path, "SELECT flags FROM requests WHERE path = '/other/1'"),
+			 TG_REQ_ROUTE_GUESSED);
+	assert_int_equal(tg_store__reroute(s, 1, NULL), -EINVAL);
+	tg_store__close(s);
+	tg_routes__free(routes);
+}
+
+struct producer {
+	struct tg_store *s;
+	uint32_t n;
+	int ret;
+};
+
+static void *produce(void *arg)
+{
+	struct producer *p = arg;
+	struct tg_request r;
+	uint32_t i;
+
+	for (i = 0; i < p->n && !p->ret; i++) {
+		make_req(&r, i);
+		p->ret = tg_store__add_request(p->s, &r);
+	}
+	return NULL;
+}
+
+static void test_concurrent_reader(void **state)
+{
+	struct fx *f = *state;
+	struct producer p = {.n = 60000};
+	int64_t last = 0, count;
+	pthread_t th;
+	int reads = 0;
+
+	p.s = open_with_run(f->path, NULL);
+	assert_int_equal(pthread_create(&th, NULL, produce, &p), 0);
+	do {
+		sqlite3 *db = raw_open(f->path, SQLITE_OPEN_READONLY);
+		sqlite3_stmt *st = NULL;
+
+		assert_int_equal(
+		    sqlite3_prepare_v2(db, "SELECT count(*) FROM requests", -1, &st, NULL),
+		    SQLITE_OK);
+		assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+		count = sqlite3_column_int64(st, 0);
+		sqlite3_finalize(st);
+		sqlite3_close(db);
+		assert_true(count >= last); /* whole batches appear, never vanish */
+		last = count;
+		reads++;
+	} while (count < p.n);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_int_equal(p.ret, 0);
+	assert_true(reads >= 2);
+	tg_store__close(p.s);
+	assert_int_equal(query_int(f->path, "SELECT count(*) FROM requests"), p.n);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_refuses_newer_schema, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_refuses_non_database, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_refuses_unwritable, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_add_before_run, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_schema_created, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_migrates_empty_file, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_batching_round_trip, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_edge_values, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_flush_and_close_write_everything, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_runs_begin_end, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_bad_row_loses_only_itself, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_reroute_guessed_only, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_concurrent_reader, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
