@@ -202,9 +202,6 @@ static void learn_routes(struct trace *tr, struct target *t)
 		uint16_t local = 0;
 		int ret;
 
-		pr = &tr->ports[tr->nports++];
-		pr->port = port;
-		pr->text = NULL;
 		ret = tg_procscan__fetch_openapi(family, port, 2000, &body, &len, &local);
 		if (local) {
 			char buf[16];
@@ -212,11 +209,21 @@ static void learn_routes(struct trace *tr, struct target *t)
 			snprintf(buf, sizeof(buf), "%u", local);
 			tg_session__text_event(&tr->s, TG_EV_IGNORE_PEER, (uint32_t)t->pid, buf);
 		}
+		if (ret != 0 && ret != -ENOENT && ++t->route_tries <= 30) {
+			/* Listening but not answering yet (app starting): retry next second. */
+			tg_debug("port %u: /openapi.json not available yet (%s)", port, strerror(-ret));
+			free(body);
+			tg_routes__free(routes);
+			return;
+		}
+		pr = &tr->ports[tr->nports++];
+		pr->port = port;
+		pr->text = NULL;
 		if (ret == 0 && routes && tg_routes__add_openapi(routes, body, len) > 0)
 			pr->text = tg_routes__to_text(routes);
 		if (!pr->text)
-			tg_info("port %u: no OpenAPI routes (%s); routes are inferred from paths",
-				port, ret ? strerror(-ret) : "not an OpenAPI document");
+			tg_info("port %u: no OpenAPI routes (%s); routes are inferred from paths", port,
+				ret ? strerror(-ret) : "not an OpenAPI document");
 		else
 			tg_info("port %u: %zu routes from /openapi.json", port,
 				tg_routes__count(routes));
@@ -625,6 +632,8 @@ out:
 		status = TG_EXIT_FAIL;
 	}
 	tg_privs__give_db_to_user(scfg.db_path);
+	for (i = 0; i < tr.nports; i++)
+		free(tr.ports[i].text);
 	if (!tr.quiet)
 		fprintf(stderr, "timeglass: done: %llu events, %llu dropped%s; database %s\n",
 			(unsigned long long)counters.emitted, (unsigned long long)counters.dropped,

@@ -12,6 +12,7 @@
 #include "log.h"
 #include "pipeline.h"
 #include "record.h"
+#include "scrub.h"
 #include "store.h"
 #include "tg_version.h"
 #include "timeglass/events.h"
@@ -79,6 +80,7 @@ int tg_session__open(struct tg_session *s, const struct tg_session_cfg *cfg, cha
 
 	memset(s, 0, sizeof(*s));
 	s->mono_to_epoch_ns = cfg->mono_to_epoch_ns;
+	s->keep_query_values = cfg->keep_query_values;
 	s->store = tg_store__open(cfg->db_path, err, errlen);
 	if (!s->store)
 		return -errno;
@@ -110,11 +112,31 @@ int tg_session__open(struct tg_session *s, const struct tg_session_cfg *cfg, cha
 	return 0;
 }
 
+/* Write ev to the recording, data events scrubbed of secrets first. */
+static int record_event(struct tg_session *s, const void *ev, size_t size)
+{
+	const struct tg_ev_data *d = ev;
+	struct tg_ev_data *copy;
+	int ret;
+
+	if (size < sizeof(*d) || d->hdr.type != TG_EV_DATA ||
+	    size < sizeof(*d) + (size_t)d->head_len + d->tail_len)
+		return tg_record__write(s->rec, ev, size);
+	copy = malloc(size);
+	if (!copy)
+		return -ENOMEM;
+	memcpy(copy, ev, size);
+	tg_scrub__http(copy->data, copy->head_len, s->keep_query_values);
+	ret = tg_record__write(s->rec, copy, size);
+	free(copy);
+	return ret;
+}
+
 int tg_session__event(struct tg_session *s, const void *ev, size_t size)
 {
 	const struct tg_ev_hdr *h = ev;
 
-	if (s->rec && tg_record__write(s->rec, ev, size))
+	if (s->rec && record_event(s, ev, size))
 		s->record_errors++;
 	if (size >= sizeof(*h) && h->type < 64)
 		s->kernel_events++;

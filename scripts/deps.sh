@@ -5,13 +5,21 @@
 set -euo pipefail
 
 BUILD_PKGS=(gcc make pkg-config clang llvm meson ninja-build bpftool libbpf-dev libelf-dev
-	zlib1g-dev libsqlite3-dev libcjson-dev libhttp-parser-dev libcmocka-dev libclang-rt-14-dev)
+	zlib1g-dev libsqlite3-dev libcjson-dev libhttp-parser-dev libcmocka-dev libclang-rt-14-dev
+	libcivetweb-dev libpg-query-dev cppcheck clang-tidy clang-format)
 RUN_PKGS=(python3 python3-fastapi python3-uvicorn python3-uvloop python3-httptools python3-h11
-	python3-pytest wrk sqlite3 curl procps iproute2)
+	python3-pytest python3-asyncpg python3-psycopg2 postgresql-15 wrk sqlite3 curl procps
+	iproute2 chromium)
 
 want=("${BUILD_PKGS[@]}")
 if [ "${1:-all}" = all ]; then
 	want+=("${RUN_PKGS[@]}")
+fi
+
+# Node.js and npm (browser tests) may come from another source than Debian on
+# these machines (nodesource bundles npm); install Debian's only when absent.
+if [ "${1:-all}" = all ] && ! command -v npm >/dev/null; then
+	want+=(nodejs npm)
 fi
 
 missing=()

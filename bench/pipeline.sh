@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+#
+# Userspace pipeline throughput: record a live event stream (`trace --record`
+# while wrk drives the demo app for SECONDS), then time `timeglass replay` of
+# that recording REPEAT times into a fresh database and print events/s (the
+# events count comes from the replay's runs table). Replay exercises decode,
+# reassembly and the SQLite store without BPF, so this measures how fast the
+# userspace side can consume events. Needs root (for the recording) and wrk.
+#
+#   sudo bench/pipeline.sh            # LOAD_SECONDS=10 REPEAT=5 TIMEGLASS=build/timeglass
+#   KEEP=1 ...                        # keep the recording and databases
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+SECONDS_LOAD=${LOAD_SECONDS:-10}
+REPEAT=${REPEAT:-5}
+TG=${TIMEGLASS:-build/timeglass}
+PY=/usr/bin/python3
+WORK=$(mktemp -d /tmp/tg-pipeline.XXXXXX)
+PORT=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+app_pid=
+tracer_pid=
+
+cleanup() {
+	local rc=$?
+	trap - EXIT
+	local pid
+	for pid in $tracer_pid $app_pid; do
+		kill -TERM "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	done
+	if [ -z "${KEEP:-}" ]; then rm -rf "$WORK"; else echo "kept $WORK"; fi
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+[ "$(id -u)" -eq 0 ] || { echo "pipeline.sh: needs root (run with sudo)" >&2; exit 1; }
+[ -x "$TG" ] || { echo "pipeline.sh: $TG not found: build first" >&2; exit 1; }
+
+"$PY" -m uvicorn app:app --app-dir examples --host 127.0.0.1 --port "$PORT" \
+	--loop uvloop --http httptools --log-level warning --no-access-log >"$WORK/app.log" 2>&1 &
+app_pid=$!
+for _ in $(seq 100); do
+	curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$PORT/health" && break
+	sleep 0.2
+done
+
+echo "== Recording: wrk -t1 -c32 -d${SECONDS_LOAD}s on the demo app (pid $app_pid), traced"
+"$TG" trace --pid "$app_pid" --db "$WORK/live.db" --record "$WORK/stream.tgrec" \
+	2>"$WORK/trace.log" &
+tracer_pid=$!
+for _ in $(seq 300); do
+	grep -q "timeglass: attached" "$WORK/trace.log" && break
+	kill -0 "$tracer_pid" 2>/dev/null || { cat "$WORK/trace.log"; exit 1; }
+	sleep 0.1
+done
+wrk -t1 -c32 -d"${SECONDS_LOAD}s" "http://127.0.0.1:$PORT/hello" | grep -E "requests in|Requests/sec"
+kill -TERM "$tracer_pid"
+wait "$tracer_pid"
+tracer_pid=
+echo "recording: $(stat -c %s "$WORK/stream.tgrec") bytes;" \
+	"live run: $(sqlite3 "$WORK/live.db" 'SELECT events, dropped_events FROM runs' | tr '|' ' ')" \
+	"(events dropped_events)"
+
+echo "== Replaying it $REPEAT times"
+best=
+for i in $(seq "$REPEAT"); do
+	rm -f "$WORK/replay.db" "$WORK/replay.db-wal" "$WORK/replay.db-shm"
+	t0=$(date +%s%N)
+	"$TG" replay "$WORK/stream.tgrec" --db "$WORK/replay.db" >/dev/null
+	t1=$(date +%s%N)
+	events=$(sqlite3 "$WORK/replay.db" 'SELECT events FROM runs ORDER BY id DESC LIMIT 1')
+	reqs=$(sqlite3 "$WORK/replay.db" 'SELECT count(*) FROM requests')
+	rate=$(awk -v e="$events" -v ns="$((t1 - t0))" 'BEGIN { printf "%.0f", e / (ns / 1e9) }')
+	printf '  replay %d: %d events, %d requests in %.3f s = %d events/s\n' \
+		"$i" "$events" "$reqs" "$(awk -v ns="$((t1 - t0))" 'BEGIN { print ns / 1e9 }')" "$rate"
+	if [ -z "$best" ] || [ "$rate" -gt "$best" ]; then best=$rate; fi
+done
+echo "best: $best events/s"
