@@ -167,3 +167,18 @@ def db_rows(db, sql, args=()):
 
 def run_timeglass(*args, timeout=60):
     return subprocess.run([TG] + list(args), capture_output=True, text=True, timeout=timeout)
+
+
+def get_close_simple(port, target):
+    """GET target on a new connection with Connection: close; returns the raw
+    response bytes."""
+    import socket as _socket
+
+    with _socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(f"GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                return data
+            data += chunk

@@ -1,0 +1,116 @@
+# SPDX-License-Identifier: MIT
+"""The CLI's promises around the trace: clear errors for bad preconditions,
+`doctor`, privileges when run through sudo, and `report`/`replay` on bad input.
+"""
+
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import tempfile
+
+from conftest import TG, App, Tracer, db_rows, get_close_simple, run_timeglass
+
+NOBODY = 65534
+
+
+def as_nobody(args, timeout=30):
+    """Run timeglass as an unprivileged user (setpriv drops every capability)."""
+    cmd = ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+           "--inh-caps=-all", TG] + args
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd="/tmp")
+
+
+def test_trace_without_privileges_says_what_to_do(tmp_path):
+    r = as_nobody(["trace", "--pid", "1", "--db", "/tmp/tg-nobody.db", "--duration", "1"])
+    assert r.returncode == 1, r
+    assert "privileges" in r.stderr and "sudo timeglass trace" in r.stderr, r.stderr
+
+
+def test_trace_no_such_process(tmp_path):
+    r = run_timeglass("trace", "--pid", "999999999", "--db", str(tmp_path / "x.db"))
+    assert r.returncode != 0
+    assert "bad --pid" in r.stderr or "no such process" in r.stderr, r.stderr
+    r = run_timeglass("trace", "--pid", "4194000", "--db", str(tmp_path / "x.db"))
+    assert r.returncode == 1 and "no such process: 4194000" in r.stderr, r.stderr
+
+
+def test_trace_db_not_writable(tmp_path):
+    r = run_timeglass("trace", "--pid", str(os.getpid()), "--db", "/proc/timeglass.db",
+                      "--duration", "1")
+    assert r.returncode == 1
+    assert "/proc/timeglass.db" in r.stderr, r.stderr
+
+
+def test_usage_errors():
+    r = run_timeglass("trace", "--duration", "soon")
+    assert r.returncode == 2 and "--duration" in r.stderr
+    r = run_timeglass("nonsense")
+    assert r.returncode == 2 and "unknown command" in r.stderr
+    r = run_timeglass("report", "--format", "xml")
+    assert r.returncode == 2 and "unknown format" in r.stderr
+    for cmd in ("trace", "report", "replay", "doctor"):
+        r = run_timeglass(cmd, "--help")
+        assert r.returncode == 0 and "usage: timeglass " + cmd in r.stdout, (cmd, r)
+
+
+def test_doctor_table():
+    r = run_timeglass("doctor")
+    lines = r.stdout.splitlines()
+    assert lines[0].split()[:2] == ["CHECK", "STATUS"], r.stdout
+    names = {line.split()[0] for line in lines[1:] if line and not line.startswith(" ")}
+    assert {"kernel", "BTF", "privileges", "tracefs", "lockdown", "uvicorn"} <= names, names
+    assert r.returncode == 0, r.stdout  # as root on this machine, nothing fails
+    r = as_nobody(["doctor"])
+    assert "privileges" in r.stdout and "warn" in r.stdout, r.stdout
+
+
+def test_report_errors(tmp_path):
+    r = run_timeglass("report", "--db", str(tmp_path / "missing.db"))
+    assert r.returncode == 1 and "missing.db" in r.stderr, r.stderr
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"this is not a database" * 100)
+    r = run_timeglass("report", "--db", str(junk))
+    assert r.returncode == 1 and r.stderr.strip(), r.stderr
+    r = run_timeglass("replay", str(junk), "--db", str(tmp_path / "out.db"))
+    assert r.returncode == 1 and "not a timeglass recording" in r.stderr, r.stderr
+
+
+def test_command_runs_as_sudo_user_and_db_is_theirs(tmp_path):
+    """Through sudo, `trace -- COMMAND` runs COMMAND as the invoking user and the
+    database belongs to that user."""
+    # pytest's tmp_path lives under a 0700 directory: use one nobody can reach.
+    work = pathlib.Path(tempfile.mkdtemp(prefix="tg-sudo-", dir="/tmp"))
+    os.chmod(work, 0o777)
+    db = work / "sudo.db"
+    out = work / "id.txt"
+    env = dict(os.environ, SUDO_UID=str(NOBODY), SUDO_GID=str(NOBODY), SUDO_USER="nobody")
+    r = subprocess.run([TG, "trace", "--db", str(db), "-q", "--", "/bin/sh", "-c",
+                        f"id -u > {out}"], capture_output=True, text=True, timeout=60, env=env)
+    assert r.returncode == 0, r.stderr
+    assert out.read_text().strip() == str(NOBODY)
+    assert os.stat(db).st_uid == NOBODY
+    assert db_rows(str(db), "SELECT count(*) AS n FROM runs")[0]["n"] == 1
+    shutil.rmtree(work)
+
+
+def test_report_formats_on_a_real_trace(tmp_path):
+    app = App()
+    db = str(tmp_path / "r.db")
+    try:
+        t = Tracer(["--pid", str(app.pid), "--db", db, "-q"])
+        for i in range(5):
+            get_close_simple(app.port, f"/items/{i}")
+        get_close_simple(app.port, "/error")
+        assert t.stop() == 0
+    finally:
+        app.stop()
+    j = json.loads(run_timeglass("report", "--db", db, "--format", "json").stdout)
+    eps = {(e["method"], e["route"]): e for e in j["endpoints"]}
+    assert eps[("GET", "/items/{item_id}")]["count"] == 5
+    assert eps[("GET", "/error")]["errors"] == 1
+    md = run_timeglass("report", "--db", db, "--format", "markdown").stdout
+    assert "| GET" in md and "/items/{item_id}" in md
+    text = run_timeglass("report", "--db", db).stdout
+    assert "/items/{item_id}" in text and "dropped" in text
