@@ -144,7 +144,7 @@ static void check_targets(struct tg_check *c)
 {
 	pid_t pids[64];
 	char ver[16], list[200] = "";
-	int n = tg_procscan__find_uvicorn(NULL, pids, 64), i, py = 0;
+	int n = tg_procscan__find_uvicorn(NULL, pids, 64), i;
 	size_t off = 0;
 
 	if (n < 0) {
@@ -154,7 +154,6 @@ static void check_targets(struct tg_check *c)
 	for (i = 0; i < n && i < 64; i++) {
 		int r = tg_procscan__python_version(NULL, pids[i], ver, sizeof(ver));
 
-		py += r == 1;
 		if (off < sizeof(list) - 32)
 			off += (size_t)snprintf(list + off, sizeof(list) - off, "%s%d (%s%s)",
 						i ? ", " : "", pids[i], r == 1 ? "Python " : "",

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Run the test suites: unit (cmocka, under ASan/UBSan), fuzz (libFuzzer, a
-# short run per target), e2e (pytest, real uvicorn + FastAPI, needs root).
-# Usage: scripts/test.sh [unit|fuzz|e2e]...   (default: all of them)
+# Run the test suites: unit (cmocka, under ASan/UBSan), kernel (the BPF
+# programs loaded for real, root), fuzz (libFuzzer, a short run per target),
+# e2e (pytest, real uvicorn + FastAPI, root), lint (clang-format, cppcheck).
+# Usage: scripts/test.sh [unit|kernel|fuzz|e2e|lint]...   (default: all of them)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SUITES=("$@")
-[ ${#SUITES[@]} -eq 0 ] && SUITES=(unit fuzz e2e)
+[ ${#SUITES[@]} -eq 0 ] && SUITES=(unit kernel fuzz e2e)
 FUZZ_SECONDS=${FUZZ_SECONDS:-30}
 passed=0
 failed=0
@@ -20,14 +21,15 @@ for s in "${SUITES[@]}"; do
 		echo "== unit tests (cmocka, ASan + UBSan)"
 		[ -f build-san/build.ninja ] || meson setup build-san -Db_sanitize=address,undefined -Db_lundef=false >/dev/null
 		st=0
-		ninja -C build-san >/dev/null && meson test -C build-san --suite unit --print-errorlogs || st=$?
+		ninja -C build-san >build-san/ninja.log 2>&1 || { st=$?; grep -E "error|FAILED" build-san/ninja.log | head -20; }
+		[ $st -ne 0 ] || meson test -C build-san --suite unit --print-errorlogs || st=$?
 		result unit $st
 		;;
 	fuzz)
 		echo "== fuzz (libFuzzer, ${FUZZ_SECONDS}s per target)"
 		[ -f build-fuzz/build.ninja ] || CC=clang meson setup build-fuzz -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false >/dev/null
 		st=0
-		ninja -C build-fuzz >/dev/null || st=$?
+		ninja -C build-fuzz >build-fuzz/ninja.log 2>&1 || { st=$?; grep -E "error|FAILED" build-fuzz/ninja.log | head -20; }
 		mkdir -p tests/artifacts/fuzz
 		for f in build-fuzz/tests/fuzz_*; do
 			[ $st -eq 0 ] || break
@@ -40,6 +42,18 @@ for s in "${SUITES[@]}"; do
 			rm -rf "$work"
 		done
 		result fuzz $st
+		;;
+	kernel)
+		echo "== kernel tests (BPF programs loaded for real; root)"
+		st=0
+		meson test -C build --suite kernel --print-errorlogs || st=$?
+		result kernel $st
+		;;
+	lint)
+		echo "== lint (clang-format, cppcheck, clang-tidy)"
+		st=0
+		scripts/lint.sh build || st=$?
+		result lint $st
 		;;
 	e2e)
 		echo "== end-to-end tests (root, real uvicorn + FastAPI)"
