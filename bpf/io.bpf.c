@@ -18,6 +18,10 @@
  *    every event as hdr.oncpu_ns.
  *  - tp_btf/sched_process_{fork,exec,exit}: TG_EV_PROC; forked children of
  *    traced processes become traced (follow_children).
+ *  - perf_event (software cpu-clock, attached per CPU by userspace when
+ *    sampling is on): TG_EV_SAMPLE for threads of traced processes, with the
+ *    Python stack and asyncio task keys read by python.bpf.h for processes
+ *    in py_procs. Untraced threads cost one hash lookup per sample.
  *
  * Cost: an untraced process pays one hash lookup per hooked syscall exit
  * (accept/connect: traced_pids; data and close: conns, whose keys only exist
@@ -37,6 +41,7 @@
 #include <bpf/bpf_tracing.h>
 
 #include "timeglass/events.h"
+#include "python.bpf.h"
 #include "sock.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";
@@ -51,6 +56,8 @@ const volatile __u32 capture_bytes = 1024;   /* head bytes per data event, <= TG
 const volatile __u64 wakeup_bytes = 1 << 21; /* wake the consumer when this much is pending */
 const volatile bool follow_clients = false;  /* also send data events of connect()ed sockets */
 const volatile bool follow_children = true;  /* trace processes forked by traced ones */
+const volatile __u32 py_max_frames = TG_PY_MAX_STEPS; /* frame steps per sample; 0: no stack */
+const volatile bool py_task_ctx = true; /* read tstate->context and its ctx_vars per sample */
 
 /* Globals shared with userspace through the skeleton's mmapped .bss. */
 __u64 next_conn_id; /* conn ids handed out are next_conn_id + 1 (first is 1) */
@@ -615,5 +622,70 @@ int BPF_PROG(tg_sched_exit, struct task_struct *p)
 		return 0;
 	ev->exit_code = p->exit_code;
 	proc_submit(ev);
+	return 0;
+}
+
+/* ---- sampling ---- */
+
+SEC("perf_event")
+int tg_sample(struct bpf_perf_event_data *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tgid = pid_tgid >> 32, tid = (__u32)pid_tgid, zero = 0, size;
+	const struct tg_py_proc *cfg;
+	struct tg_ev_sample *ev;
+	struct py_scratch *sc;
+	__u64 ts = 0, cs;
+
+	if (!tgid || !pid_traced(tgid))
+		return 0;
+	sc = bpf_map_lookup_elem(&py_scratch_map, &zero);
+	if (!sc) {
+		count(dropped);
+		return 0;
+	}
+	ev = (struct tg_ev_sample *)sc->ev;
+	ev->tstate = ev->task_coro = ev->task_ctx = ev->ctx_vars = 0;
+	ev->version = 0;
+	ev->pad = 0;
+	/* The context only allows 8-byte loads of pt_regs words: cs is a u16. */
+	cs = *(volatile __u64 *)((void *)ctx +
+				 __builtin_offsetof(struct bpf_perf_event_data, regs.cs));
+	sc->flags = (cs & 3) ? 0 : TG_SAMPLE_KERNEL;
+	sc->n = 0;
+	cfg = bpf_map_lookup_elem(&py_procs, &tgid);
+	if (!cfg) {
+		sc->flags |= TG_SAMPLE_NOT_PYTHON;
+		goto emit;
+	}
+	sc->cfg = *cfg;
+	ev->version = sc->cfg.version;
+	ts = py_find_tstate(&sc->cfg, tid);
+	if (!ts) {
+		sc->flags |= TG_SAMPLE_NO_TSTATE;
+		goto emit;
+	}
+	ev->tstate = ts;
+	if (!sc->cfg.rt_gil_holder)
+		sc->flags |= TG_SAMPLE_GIL_UNKNOWN;
+	else if (py_read_u64(sc->cfg.runtime + sc->cfg.rt_gil_holder) == ts)
+		sc->flags |= TG_SAMPLE_GIL;
+	if (py_task_ctx && sc->cfg.ts_context) {
+		ev->task_ctx = py_read_u64(ts + sc->cfg.ts_context);
+		if (ev->task_ctx && sc->cfg.ctx_vars)
+			ev->ctx_vars = py_read_u64(ev->task_ctx + sc->cfg.ctx_vars);
+	}
+	py_walk(sc, ts, py_max_frames);
+	ev->task_coro = sc->coro;
+emit:
+	ev->flags = sc->flags;
+	ev->nframes = sc->n;
+	size = sizeof(*ev) + (sc->n & (TG_PY_MAX_FRAMES * 2 - 1)) * sizeof(struct tg_py_frame);
+	PY_BOUND(size, TG_PY_EV_MAX);
+	fill_hdr(&ev->hdr, TG_EV_SAMPLE, size, pid_tgid);
+	if (bpf_ringbuf_output(&events, sc->ev, size, rb_flags()))
+		count(dropped);
+	else
+		count(emitted);
 	return 0;
 }

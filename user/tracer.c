@@ -14,6 +14,12 @@
  *    BPF_NOEXIST so a connection BPF already saw accepted keeps its id.
  *  - The ring buffer callback cleans the conns of a process whose
  *    TG_PROC_EXIT it sees, then hands every event to the user's callback.
+ *  - CPython processes get a py_procs entry (pyruntime.h) at add_pid, and
+ *    again when the ring buffer shows them exec (new image) or fork (the
+ *    child); it goes at exit and remove_pid.
+ *  - Sampling (cfg.sample_hz): one perf_event per CPU (software cpu-clock,
+ *    frequency mode) with tg_sample attached; tg_sample is not even loaded
+ *    when sampling is off.
  */
 #include "tracer.h"
 
@@ -31,11 +37,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <linux/perf_event.h>
+#include <sys/syscall.h>
+
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
 #include "log.h"
 #include "procscan.h"
+#include "pyruntime.h"
 #include "timeglass/events.h"
 
 #include "io.skel.h"
@@ -63,7 +73,9 @@ struct tg_tracer {
 	void *ctx;
 	uint64_t user_conn_ids; /* last conn id handed out for /proc connections */
 	bool follow_clients;
-	int handled; /* events handed to fn during the current poll */
+	int handled;			/* events handed to fn during the current poll */
+	struct bpf_link **sample_links; /* one per CPU (NULL where a CPU is offline) */
+	int nsample_links;
 };
 
 static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
@@ -176,6 +188,34 @@ static void forget_conns(struct tg_tracer *t, uint32_t tgid)
 		bpf_map_delete_elem(fd, prev);
 }
 
+/* Register pid's CPython runtime in py_procs (or remove a stale entry when
+ * pid does not run a supported CPython). Returns 0 or -errno of detect. */
+static int python_register(struct tg_tracer *t, pid_t pid)
+{
+	int fd = bpf_map__fd(t->skel->maps.py_procs);
+	uint32_t key = (uint32_t)pid;
+	struct tg_pyruntime rt;
+	struct tg_py_proc cfg;
+	int ret = tg_pyruntime__detect(pid, &rt);
+
+	if (ret) {
+		bpf_map_delete_elem(fd, &key);
+		if (ret == -ENOTSUP)
+			tg_warn("pid %d runs CPython %d.%d, whose internals TimeGlass cannot read: "
+				"its samples carry no Python stacks",
+				(int)pid, rt.major, rt.minor);
+		else if (ret != -ENOENT)
+			tg_debug("pid %d: no CPython runtime (%s)", (int)pid, strerror(-ret));
+		return ret;
+	}
+	tg_pyruntime__bpf_config(&rt, &cfg);
+	if (bpf_map_update_elem(fd, &key, &cfg, BPF_ANY))
+		return -errno;
+	tg_debug("pid %d: CPython %d.%d, _PyRuntime at 0x%llx (%s; offsets: %s)", (int)pid,
+		 rt.major, rt.minor, (unsigned long long)rt.runtime, rt.path, rt.off.source);
+	return 0;
+}
+
 static int on_sample(void *ctx, void *data, size_t size)
 {
 	struct tg_tracer *t = ctx;
@@ -185,9 +225,16 @@ static int on_sample(void *ctx, void *data, size_t size)
 		return 0;
 	if (h->type == TG_EV_PROC && size >= sizeof(struct tg_ev_proc)) {
 		const struct tg_ev_proc *p = data;
+		uint32_t key = h->pid;
 
-		if (p->kind == TG_PROC_EXIT)
+		if (p->kind == TG_PROC_EXIT) {
 			forget_conns(t, h->pid);
+			bpf_map_delete_elem(bpf_map__fd(t->skel->maps.py_procs), &key);
+		} else if (p->kind == TG_PROC_EXEC) {
+			python_register(t, (pid_t)h->pid);
+		} else if (p->kind == TG_PROC_FORK) {
+			python_register(t, (pid_t)p->child_pid);
+		}
 	}
 	t->handled++;
 	return t->fn(t->ctx, data, size);
@@ -217,6 +264,8 @@ static int set_tunables(struct tg_tracer *t, const struct tg_tracer_cfg *cfg, ch
 	t->skel->rodata->wakeup_bytes = wakeup;
 	t->skel->rodata->follow_clients = t->follow_clients;
 	t->skel->rodata->follow_children = cfg ? cfg->follow_children != 0 : true;
+	if (!cfg || !cfg->sample_hz)
+		bpf_program__set_autoload(t->skel->progs.tg_sample, false);
 	if (ncpus <= 0) {
 		snprintf(err, errlen, "cannot count possible CPUs: %s", strerror(-ncpus));
 		return ncpus ? ncpus : -EINVAL;
@@ -231,6 +280,52 @@ static int set_tunables(struct tg_tracer *t, const struct tg_tracer_cfg *cfg, ch
 	if (ret)
 		snprintf(err, errlen, "cannot size BPF maps: %s", strerror(-ret));
 	return ret;
+}
+
+/* Attach tg_sample to a cpu-clock perf event on every CPU. */
+static int attach_sampling(struct tg_tracer *t, uint32_t hz, char *err, size_t errlen)
+{
+	struct perf_event_attr attr = {0};
+	int ncpus = libbpf_num_possible_cpus(), attached = 0, last = 0;
+
+	if (hz > TG_TRACER_MAX_SAMPLE_HZ)
+		hz = TG_TRACER_MAX_SAMPLE_HZ;
+	attr.size = sizeof(attr);
+	attr.type = PERF_TYPE_SOFTWARE;
+	attr.config = PERF_COUNT_SW_CPU_CLOCK;
+	attr.freq = 1;
+	attr.sample_freq = hz;
+	t->sample_links = calloc((size_t)(ncpus > 0 ? ncpus : 1), sizeof(*t->sample_links));
+	if (!t->sample_links) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	t->nsample_links = ncpus;
+	for (int cpu = 0; cpu < ncpus; cpu++) {
+		int fd =
+		    (int)syscall(SYS_perf_event_open, &attr, -1, cpu, -1, PERF_FLAG_FD_CLOEXEC);
+		struct bpf_link *l;
+
+		if (fd < 0) {
+			last = -errno; /* ENODEV: offline CPU */
+			continue;
+		}
+		l = bpf_program__attach_perf_event(t->skel->progs.tg_sample, fd);
+		if (!l) {
+			last = -errno;
+			close(fd);
+			continue;
+		}
+		t->sample_links[cpu] = l;
+		attached++;
+	}
+	if (!attached) {
+		snprintf(err, errlen, "cannot open cpu-clock perf events for sampling: %s",
+			 strerror(-last));
+		return last ? last : -ENODEV;
+	}
+	tg_debug("sampling at %u Hz on %d CPUs", hz, attached);
+	return 0;
 }
 
 struct tg_tracer *tg_tracer__open(const struct tg_tracer_cfg *cfg, tg_tracer_event_fn fn, void *ctx,
@@ -283,6 +378,11 @@ struct tg_tracer *tg_tracer__open(const struct tg_tracer_cfg *cfg, tg_tracer_eve
 		libbpf_strerror(ret, msg, sizeof(msg));
 		snprintf(err, errlen, "cannot attach the BPF programs: %s", msg);
 		goto fail;
+	}
+	if (cfg && cfg->sample_hz) {
+		ret = attach_sampling(t, cfg->sample_hz, err, errlen);
+		if (ret)
+			goto fail;
 	}
 	t->rb = ring_buffer__new(bpf_map__fd(t->skel->maps.events), on_sample, t, NULL);
 	if (!t->rb) {
@@ -358,6 +458,7 @@ int tg_tracer__add_pid(struct tg_tracer *t, pid_t pid)
 	if (bpf_map_update_elem(bpf_map__fd(t->skel->maps.traced_pids), &key, &one, BPF_ANY))
 		return -errno;
 	bump_epoch(t);
+	python_register(t, pid);
 	ret = tg_procscan__sockets(NULL, pid, &socks, &n);
 	if (ret) {
 		tg_warn("pid %d: cannot list its sockets (%s): connections open before now are "
@@ -384,6 +485,7 @@ int tg_tracer__remove_pid(struct tg_tracer *t, pid_t pid)
 		return -EINVAL;
 	if (bpf_map_delete_elem(bpf_map__fd(t->skel->maps.traced_pids), &key))
 		ret = -errno;
+	bpf_map_delete_elem(bpf_map__fd(t->skel->maps.py_procs), &key);
 	bump_epoch(t);
 	forget_conns(t, key);
 	return ret;
@@ -422,6 +524,9 @@ void tg_tracer__close(struct tg_tracer *t)
 {
 	if (!t)
 		return;
+	for (int i = 0; i < t->nsample_links; i++)
+		bpf_link__destroy(t->sample_links[i]);
+	free(t->sample_links);
 	ring_buffer__free(t->rb);
 	tg_io_bpf__destroy(t->skel);
 	free(t);

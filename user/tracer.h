@@ -13,11 +13,20 @@
 #include <sys/types.h>
 
 struct tg_tracer_cfg {
-	uint32_t capture_bytes; /* head bytes copied per server read/write (<= TG_HEAD_MAX), default 1024 */
-	uint32_t ring_bytes; /* ring buffer size, power of two, default 16 MiB */
-	uint32_t wakeup_bytes; /* wake the consumer when this much is pending, default ring/8 */
-	int follow_children; /* trace processes forked by traced processes (default 1) */
+	uint32_t capture_bytes; /* head bytes copied per server read/write (<= TG_HEAD_MAX), default
+				   1024 */
+	uint32_t ring_bytes;	/* ring buffer size, power of two, default 16 MiB */
+	uint32_t wakeup_bytes;	/* wake the consumer when this much is pending, default ring/8 */
+	int follow_children;	/* trace processes forked by traced processes (default 1) */
+	/* CPU sampling: perf_event software cpu-clock samples per second and CPU
+	 * (frequency mode) of traced threads, each a TG_EV_SAMPLE with its Python
+	 * stack when the process runs CPython. 0 = off (default); clamped to
+	 * 1..TG_TRACER_MAX_SAMPLE_HZ. */
+	uint32_t sample_hz;
 };
+
+#define TG_TRACER_DEFAULT_SAMPLE_HZ 99
+#define TG_TRACER_MAX_SAMPLE_HZ 999
 
 struct tg_tracer_counters {
 	uint64_t emitted; /* events written to the ring buffer, all CPUs */
@@ -36,10 +45,12 @@ struct tg_tracer;
 struct tg_tracer *tg_tracer__open(const struct tg_tracer_cfg *cfg, tg_tracer_event_fn fn, void *ctx,
 				  char *err, size_t errlen);
 
-/* Start tracing process pid (all its threads): add it to the traced set and
- * announce its TCP connections that are already established (found in /proc),
- * which are followed from their next byte: a TG_EV_CONN event with origin
- * TG_ORIGIN_EXISTING is passed to the callback for each. Returns 0 or -errno
+/* Start tracing process pid (all its threads): add it to the traced set,
+ * register its CPython runtime for stack sampling when it runs CPython (see
+ * pyruntime.h; an unsupported version is logged and sampled without stacks;
+ * processes that exec or fork while traced are re-detected), and announce its TCP connections that
+ * are already established (found in /proc), which are followed from their next byte: a TG_EV_CONN
+ * event with origin TG_ORIGIN_EXISTING is passed to the callback for each. Returns 0 or -errno
  * (-ESRCH: no such process). */
 int tg_tracer__add_pid(struct tg_tracer *t, pid_t pid);
 

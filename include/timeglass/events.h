@@ -33,10 +33,11 @@
 #define TG_PATH_LEN 256
 
 enum tg_ev_type {
-	TG_EV_CONN = 1,	 /* a connection the tracer follows: accepted, connected or pre-existing */
-	TG_EV_CLOSE = 2, /* close() of a followed connection */
-	TG_EV_DATA = 3,	 /* bytes read from / written to a followed connection */
-	TG_EV_PROC = 4,	 /* process life cycle: fork, exec, exit of a traced process */
+	TG_EV_CONN = 1,	  /* a connection the tracer follows: accepted, connected or pre-existing */
+	TG_EV_CLOSE = 2,  /* close() of a followed connection */
+	TG_EV_DATA = 3,	  /* bytes read from / written to a followed connection */
+	TG_EV_PROC = 4,	  /* process life cycle: fork, exec, exit of a traced process */
+	TG_EV_SAMPLE = 5, /* a CPU-clock sample of a traced thread, with its Python stack */
 	/* Events below are produced by userspace and only appear in recordings. */
 	TG_EV_TARGET = 64,	/* a process became a target (pid, cmdline) */
 	TG_EV_ROUTES = 65,	/* route templates learnt for a process (openapi paths) */
@@ -78,8 +79,9 @@ enum tg_sys {
 
 /* Flags of a data event. */
 #define TG_DATA_HEAD_TRUNC 0x1 /* len > head_len: the middle of the buffer was not captured */
-#define TG_DATA_IOV_TRUNC 0x2  /* more iovecs than the program walks: head/tail may be incomplete  \
-				*/
+#define TG_DATA_IOV_TRUNC                                                                          \
+	0x2 /* more iovecs than the program walks: head/tail may be incomplete                     \
+	     */
 
 enum tg_proc_kind {
 	TG_PROC_FORK = 1, /* a traced process forked a new process (child_pid) */
@@ -169,6 +171,46 @@ _Static_assert(sizeof(struct tg_ev_close) == 48, "tg_ev_close ABI");
 _Static_assert(sizeof(struct tg_ev_data) == 64, "tg_ev_data ABI");
 _Static_assert(sizeof(struct tg_ev_proc) == 32 + 16 + TG_COMM_LEN + TG_PATH_LEN, "tg_ev_proc ABI");
 _Static_assert(sizeof(struct tg_ev_drops) == 48, "tg_ev_drops ABI");
+
+/* ---- TG_EV_SAMPLE: perf_event cpu-clock samples of traced threads ---- */
+
+#define TG_PY_MAX_FRAMES 128 /* frames walked per sample */
+
+/* Flags of a sample. */
+#define TG_SAMPLE_GIL 0x1 /* this thread held the GIL (_PyRuntime gilstate holder == its tstate)   \
+			   */
+#define TG_SAMPLE_GIL_UNKNOWN 0x2 /* the GIL holder cannot be read for this version */
+#define TG_SAMPLE_TRUNC 0x4 /* the stack had more than TG_PY_MAX_FRAMES frames: outermost lost */
+#define TG_SAMPLE_NOT_PYTHON 0x8 /* not a CPython process (no py_procs entry) */
+#define TG_SAMPLE_NO_TSTATE 0x10 /* no PyThreadState for this thread (not a Python thread) */
+#define TG_SAMPLE_READ_ERR 0x20	 /* a user memory read failed mid-walk (stack may be partial) */
+#define TG_SAMPLE_KERNEL 0x40	 /* the sample interrupted kernel mode (e.g. in a syscall) */
+
+/* One Python frame, innermost first. */
+struct tg_py_frame {
+	__u64 code; /* address of the PyCodeObject in the target */
+	__u32
+	    lasti; /* instruction index in code units: 3.11/3.12 (prev_instr - first) / 2,
+		    * 3.13+ (instr_ptr - first) / 2, <= 3.10 f_lasti as stored; ~0 = before start */
+	__u32 tag; /* co_firstlineno ^ (co_name address >> 4): detects a reused code address */
+};
+
+struct tg_ev_sample {
+	struct tg_ev_hdr hdr;
+	__u64 tstate;	 /* PyThreadState address; 0 when none */
+	__u64 task_coro; /* outermost coroutine on the stack (asyncio task's root coroutine); 0:
+			    none */
+	__u64 task_ctx;	 /* tstate->context: the PyContext the thread runs in; 0: none/unknown */
+	__u64 ctx_vars;	 /* that context's ctx_vars HAMT (shared by copies until a var is set) */
+	__u16 flags;	 /* TG_SAMPLE_* */
+	__u16 nframes;	 /* entries in frames[] */
+	__u16 version;	 /* CPython major << 8 | minor; 0 when not Python */
+	__u16 pad;
+	struct tg_py_frame frames[]; /* hdr.size = sizeof(struct tg_ev_sample) + 16 * nframes */
+};
+
+_Static_assert(sizeof(struct tg_py_frame) == 16, "tg_py_frame ABI");
+_Static_assert(sizeof(struct tg_ev_sample) == 72, "tg_ev_sample ABI");
 
 /* Userspace conn ids for connections found in /proc have this bit set, so they
  * never collide with the ids BPF hands out from its counter. */
