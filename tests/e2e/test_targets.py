@@ -93,3 +93,61 @@ def test_trace_command(tmp_path):
                           "/items/5": "/items/{item_id}", "/whoami": "/whoami"}, routes
     finally:
         tracer.stop()
+
+
+def gunicorn_workers(master):
+    with open(f"/proc/{master}/task/{master}/children") as f:
+        return {int(x) for x in f.read().split()}
+
+
+def test_gunicorn_started_later_and_restarted_worker(tmp_path):
+    """--uvicorn waits for servers that start after it (gunicorn with uvicorn
+    workers here), and picks up a worker that gunicorn restarts."""
+    import signal
+    import subprocess
+
+    from conftest import E2E_DIR, stop_proc
+
+    db = str(tmp_path / "gunicorn.db")
+    tracer = Tracer(["--uvicorn", "--db", db])
+    port = free_port()
+    gun = subprocess.Popen(["/usr/bin/python3", "/usr/bin/gunicorn", "-k",
+                            "uvicorn.workers.UvicornWorker", "-w", "2", "--bind",
+                            f"127.0.0.1:{port}", "--chdir", E2E_DIR, "app_e2e:app"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_ready(port, proc=gun)
+        deadline = time.monotonic() + 20
+        while len(gunicorn_workers(gun.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(2.5)  # the tracer rescans /proc every second
+        served = collections.Counter()
+        for _ in range(60):
+            r = get_close(port, "/whoami")
+            served[json.loads(r.body)["pid"]] += 1
+        # Kill one worker: gunicorn starts a new one, which must be traced too.
+        victim = next(iter(gunicorn_workers(gun.pid)))
+        os.kill(victim, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            now = gunicorn_workers(gun.pid)
+            if victim not in now and len(now) == 2:
+                break
+            time.sleep(0.2)
+        new = gunicorn_workers(gun.pid) - {victim}
+        wait_ready(port, proc=gun)
+        time.sleep(2.5)
+        for i in range(400):  # until the new worker has answered some
+            r = get_close(port, "/whoami")
+            served[json.loads(r.body)["pid"]] += 1
+            if i >= 60 and any(served[p] >= 5 for p in new):
+                break
+        time.sleep(0.5)
+        assert tracer.stop() == 0, tracer.text()
+        rows = db_rows(db, "SELECT pid, status FROM requests WHERE path = '/whoami'")
+        got = collections.Counter(r["pid"] for r in rows)
+        assert got == served, f"stored per pid {dict(got)}, served per pid {dict(served)}"
+        assert any(p in got for p in new), f"restarted worker {new} not traced: {dict(got)}"
+    finally:
+        tracer.stop()
+        stop_proc(gun)
