@@ -16,6 +16,7 @@ static const struct command commands[] = {
     {"trace", cmd_trace, "attach to uvicorn servers and record every HTTP request"},
     {"report", cmd_report, "print a run's per-endpoint latency report (text, json, markdown)"},
     {"replay", cmd_replay, "rebuild a database from a recording made with trace --record"},
+    {"serve", cmd_serve, "serve the dashboard for a database (docs/serve.md)"},
     {"doctor", cmd_doctor, "check the kernel, BTF, privileges and tracefs; say what to fix"},
 };
 

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <grp.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -64,5 +65,28 @@ int tg_privs__drop_to_user(void)
 		return -errno;
 	if (setgid(gid) != 0 || setuid(uid) != 0)
 		return -errno;
+	return 0;
+}
+
+int tg_privs__drop_for_server(void)
+{
+	struct passwd *pw;
+	int ret;
+
+	if (geteuid() != 0)
+		return 0;
+	ret = tg_privs__drop_to_user();
+	if (ret)
+		return ret;
+	if (geteuid() != 0)
+		return 0;
+	/* root without sudo: nobody */
+	pw = getpwnam("nobody");
+	if (!pw)
+		return -ENOENT;
+	if (setgroups(0, NULL) != 0 || setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0)
+		return -errno;
+	if (setuid(0) == 0)
+		return -EPERM; /* the drop must be irreversible */
 	return 0;
 }

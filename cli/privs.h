@@ -25,4 +25,9 @@ void tg_privs__give_db_to_user(const char *db_path);
  * Returns 0 or -errno. */
 int tg_privs__drop_to_user(void);
 
+/* For the dashboard server: when root, become the sudo user, or `nobody`
+ * when there is none; irreversibly (setuid back to 0 must fail). Nothing to
+ * do when not root. Returns 0 or -errno (the caller must not serve then). */
+int tg_privs__drop_for_server(void);
+
 #endif

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Run the test suites: unit (cmocka, under ASan/UBSan), kernel (the BPF
 # programs loaded for real, root), fuzz (libFuzzer, a short run per target),
-# e2e (pytest, real uvicorn + FastAPI, root), lint (clang-format, cppcheck).
-# Usage: scripts/test.sh [unit|kernel|fuzz|e2e|lint]...   (default: all of them)
+# e2e (pytest, real uvicorn + FastAPI, root), browser (the dashboard in
+# headless chromium on a real trace of the demo), lint (clang-format, cppcheck).
+# Usage: scripts/test.sh [unit|kernel|fuzz|e2e|browser|lint]...
+# (default: all but lint)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SUITES=("$@")
-[ ${#SUITES[@]} -eq 0 ] && SUITES=(unit kernel fuzz e2e)
+[ ${#SUITES[@]} -eq 0 ] && SUITES=(unit kernel fuzz e2e browser)
 FUZZ_SECONDS=${FUZZ_SECONDS:-30}
 passed=0
 failed=0
@@ -60,6 +62,18 @@ for s in "${SUITES[@]}"; do
 		st=0
 		/usr/bin/python3 -m pytest -v -p no:cacheprovider tests/e2e || st=$?
 		result e2e $st
+		;;
+	browser)
+		echo "== browser tests (dashboard in headless chromium, on a real trace of the demo)"
+		st=0
+		work=$(mktemp -d /tmp/tg-browser.XXXXXX)
+		chmod 755 "$work" # timeglass serve drops root: the database must be readable
+		port=$(/usr/bin/python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+		PORT=$port DURATION=12 LOAD_SECONDS=8 DB="$work/demo.db" scripts/demo.sh >"$work/demo.log" 2>&1 ||
+			{ st=$?; tail -30 "$work/demo.log"; }
+		[ $st -ne 0 ] || TG_DB="$work/demo.db" TIMEGLASS="$PWD/build/timeglass" tests/browser/run.sh || st=$?
+		rm -rf "$work"
+		result browser $st
 		;;
 	*)
 		echo "unknown suite $s" >&2

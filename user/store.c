@@ -32,6 +32,7 @@
 
 #include <sqlite3.h>
 
+#include "hist.h"
 #include "log.h"
 #include "route.h"
 
@@ -76,6 +77,48 @@ static const char *const migrations[] = {
      " flags INTEGER NOT NULL,"
      " peer TEXT);"
      "CREATE INDEX requests_start ON requests(run_id, start_ns);"),
+    /* v1 -> v2: rollups for the dashboard (docs/schema.md, "Version 2"),
+     * backfilled from the rows already there. */
+    ("CREATE TABLE rollup_series ("
+     " run_id INTEGER NOT NULL,"
+     " res_s INTEGER NOT NULL,"
+     " bucket_s INTEGER NOT NULL,"
+     " count INTEGER NOT NULL,"
+     " errors INTEGER NOT NULL,"
+     " incomplete INTEGER NOT NULL,"
+     " lost INTEGER NOT NULL,"
+     " timed INTEGER NOT NULL,"
+     " sum_duration_ns INTEGER NOT NULL,"
+     " max_duration_ns INTEGER NOT NULL,"
+     " hist BLOB,"
+     " PRIMARY KEY (run_id, res_s, bucket_s)) WITHOUT ROWID;"
+     /* the dashboard's slowest-first list on a live run (api_requests.c) */
+     "CREATE INDEX rollup_series_max ON rollup_series(run_id, res_s, max_duration_ns);"
+     "CREATE TABLE rollup_endpoint ("
+     " run_id INTEGER NOT NULL,"
+     " method TEXT NOT NULL,"
+     " route TEXT NOT NULL,"
+     " count INTEGER NOT NULL,"
+     " errors INTEGER NOT NULL,"
+     " incomplete INTEGER NOT NULL,"
+     " timed INTEGER NOT NULL,"
+     " sum_duration_ns INTEGER NOT NULL,"
+     " max_duration_ns INTEGER NOT NULL,"
+     " sum_resp_bytes INTEGER NOT NULL,"
+     " hist BLOB,"
+     " PRIMARY KEY (run_id, method, route)) WITHOUT ROWID;"
+     "INSERT INTO rollup_series SELECT run_id, 1, start_ns / 1000000000, count(*),"
+     " sum(coalesce(status, 0) >= 500), sum((flags & 1) != 0), sum((flags & 2) != 0),"
+     " count(duration_ns), coalesce(sum(duration_ns), 0), coalesce(max(duration_ns), 0),"
+     " tg_hist_of(duration_ns) FROM requests GROUP BY run_id, start_ns / 1000000000;"
+     "INSERT INTO rollup_series SELECT run_id, 60, start_ns / 60000000000 * 60, count(*),"
+     " sum(coalesce(status, 0) >= 500), sum((flags & 1) != 0), sum((flags & 2) != 0),"
+     " count(duration_ns), coalesce(sum(duration_ns), 0), coalesce(max(duration_ns), 0),"
+     " tg_hist_of(duration_ns) FROM requests GROUP BY run_id, start_ns / 60000000000;"
+     "INSERT INTO rollup_endpoint SELECT run_id, method, coalesce(route, ''), count(*),"
+     " sum(coalesce(status, 0) >= 500), sum((flags & 1) != 0), count(duration_ns),"
+     " coalesce(sum(duration_ns), 0), coalesce(max(duration_ns), 0), sum(resp_bytes),"
+     " tg_hist_of(duration_ns) FROM requests GROUP BY run_id, method, coalesce(route, '');"),
 };
 
 /* Indexes built when a run ends, not maintained while it is written. Rows
@@ -84,7 +127,9 @@ static const char *const migrations[] = {
  * CPU per row each (docs/schema.md, "Indexes"), more than the rest of the
  * insert. Readers of a live run get the same answers, from scans. */
 static const char deferred_indexes[] =
-    "CREATE INDEX IF NOT EXISTS requests_endpoint ON requests(run_id, method, route);"
+    "CREATE INDEX IF NOT EXISTS requests_endpoint ON requests(run_id, method, route, start_ns);"
+    "CREATE INDEX IF NOT EXISTS requests_endpoint_duration"
+    " ON requests(run_id, method, route, duration_ns);"
     "CREATE INDEX IF NOT EXISTS requests_duration ON requests(run_id, duration_ns);";
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == TG_SCHEMA_VERSION,
@@ -110,7 +155,17 @@ struct job {
 	};
 };
 
-enum stmt_id { ST_INS_REQUEST, ST_INS_TARGET, ST_SEL_GUESSED, ST_UPD_ROUTE, ST_COUNT };
+enum stmt_id {
+	ST_INS_REQUEST,
+	ST_INS_TARGET,
+	ST_SEL_GUESSED,
+	ST_UPD_ROUTE,
+	ST_UPS_SERIES,
+	ST_UPS_ENDPOINT,
+	ST_DEL_ENDPOINTS,
+	ST_REBUILD_ENDPOINTS,
+	ST_COUNT
+};
 
 static const char *const stmt_sql[ST_COUNT] = {
     [ST_INS_REQUEST] = ("INSERT INTO requests (run_id, pid, tid, conn_id, start_ns, duration_ns,"
@@ -120,6 +175,63 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_SEL_GUESSED] = ("SELECT id, method, path FROM requests"
 			" WHERE run_id = ? AND pid = ? AND (flags & ?) != 0"),
     [ST_UPD_ROUTE] = "UPDATE requests SET route = ?, flags = flags & ~? WHERE id = ?",
+    [ST_UPS_SERIES] = ("INSERT INTO rollup_series (run_id, res_s, bucket_s, count, errors,"
+		       " incomplete, lost, timed, sum_duration_ns, max_duration_ns, hist)"
+		       " VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+		       " ON CONFLICT (run_id, res_s, bucket_s) DO UPDATE SET"
+		       " count = count + excluded.count, errors = errors + excluded.errors,"
+		       " incomplete = incomplete + excluded.incomplete,"
+		       " lost = lost + excluded.lost, timed = timed + excluded.timed,"
+		       " sum_duration_ns = sum_duration_ns + excluded.sum_duration_ns,"
+		       " max_duration_ns = max(max_duration_ns, excluded.max_duration_ns),"
+		       " hist = tg_hist_merge(hist, excluded.hist)"),
+    [ST_UPS_ENDPOINT] = ("INSERT INTO rollup_endpoint (run_id, method, route, count, errors,"
+			 " incomplete, timed, sum_duration_ns, max_duration_ns, sum_resp_bytes,"
+			 " hist) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+			 " ON CONFLICT (run_id, method, route) DO UPDATE SET"
+			 " count = count + excluded.count, errors = errors + excluded.errors,"
+			 " incomplete = incomplete + excluded.incomplete,"
+			 " timed = timed + excluded.timed,"
+			 " sum_duration_ns = sum_duration_ns + excluded.sum_duration_ns,"
+			 " max_duration_ns = max(max_duration_ns, excluded.max_duration_ns),"
+			 " sum_resp_bytes = sum_resp_bytes + excluded.sum_resp_bytes,"
+			 " hist = tg_hist_merge(hist, excluded.hist)"),
+    [ST_DEL_ENDPOINTS] = "DELETE FROM rollup_endpoint WHERE run_id = ?",
+    [ST_REBUILD_ENDPOINTS] = ("INSERT INTO rollup_endpoint SELECT run_id, method,"
+			      " coalesce(route, ''), count(*), sum(coalesce(status, 0) >= 500),"
+			      " sum((flags & 1) != 0), count(duration_ns),"
+			      " coalesce(sum(duration_ns), 0), coalesce(max(duration_ns), 0),"
+			      " sum(resp_bytes), tg_hist_of(duration_ns) FROM requests"
+			      " WHERE run_id = ? GROUP BY method, coalesce(route, '')"),
+};
+
+/* Rollup accumulators of the batch being written (docs/schema.md, "Version
+ * 2"): one per (run, resolution, bucket) and one per (run, endpoint) touched, flushed as
+ * one upsert each just before the batch commits. Kept between batches (only
+ * the first n_* are in use) so their histograms are not reallocated. */
+struct roll_common {
+	int64_t run_id;
+	int64_t count, errors, incomplete, lost, timed, sum_dur, max_dur, sum_resp;
+	struct tg_hist *hist;
+};
+
+struct roll_series {
+	struct roll_common c;
+	int64_t res_s, bucket_s;
+};
+
+struct roll_endpoint {
+	struct roll_common c;
+	uint32_t hash;
+	char method[TG_METHOD_LEN];
+	char route[TG_ROUTE_LEN];
+};
+
+struct rollups {
+	struct roll_series *series;
+	size_t n_series, cap_series;
+	struct roll_endpoint *eps;
+	size_t n_eps, cap_eps;
 };
 
 struct tg_store {
@@ -139,6 +251,7 @@ struct tg_store {
 	int64_t run_id; /* 0: no run yet */
 	uint64_t mono_to_epoch_ns;
 	struct tg_store_stats stats;
+	struct rollups roll; /* writer thread only (under db_lock) */
 };
 
 static int exec_sql(sqlite3 *db, const char *sql)
@@ -340,6 +453,11 @@ struct tg_store *tg_store__open(const char *path, char *err, size_t errlen)
 		goto fail;
 	}
 	sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
+	rc = tg_hist__register_sql(s->db);
+	if (rc != SQLITE_OK) {
+		ret = open_error(s->db, rc, path, "registering functions", err, errlen);
+		goto fail;
+	}
 	ret = check_version(s, path, err, errlen);
 	if (ret)
 		goto fail;
@@ -441,6 +559,220 @@ static int write_target(struct tg_store *s, const struct job *j)
 	return step_done(st);
 }
 
+/* ---- Rollups (docs/schema.md, "Version 2"). */
+
+static int roll_init(struct roll_common *c, int64_t run_id)
+{
+	struct tg_hist *h = c->hist;
+
+	if (!h && !(h = malloc(sizeof(*h))))
+		return SQLITE_NOMEM;
+	memset(c, 0, sizeof(*c));
+	c->run_id = run_id;
+	c->hist = h;
+	tg_hist__clear(h);
+	return SQLITE_OK;
+}
+
+static void roll_count(struct roll_common *c, const struct tg_request *r, int64_t dur)
+{
+	c->count++;
+	c->errors += r->status >= 500;
+	c->incomplete += (r->flags & TG_REQ_INCOMPLETE) != 0;
+	c->lost += (r->flags & TG_REQ_LOST_EVENTS) != 0;
+	c->sum_resp += (int64_t)r->resp_bytes;
+	if (dur < 0)
+		return;
+	c->timed++;
+	c->sum_dur += dur;
+	if (dur > c->max_dur)
+		c->max_dur = dur;
+	tg_hist__add(c->hist, (uint64_t)dur);
+}
+
+static uint32_t ep_hash(const char *method, const char *route)
+{
+	uint32_t h = 2166136261u;
+
+	for (; *method; method++)
+		h = (h ^ (uint8_t)*method) * 16777619u;
+	h = (h ^ 0xff) * 16777619u;
+	for (; *route; route++)
+		h = (h ^ (uint8_t)*route) * 16777619u;
+	return h;
+}
+
+/* Grow an array of accumulators by one zeroed element. */
+static void *roll_grow(void *arr, size_t *cap, size_t n, size_t size)
+{
+	size_t ncap;
+	char *p;
+
+	if (n < *cap)
+		return arr;
+	ncap = *cap ? *cap * 2 : 16;
+	p = realloc(arr, ncap * size);
+	if (!p)
+		return NULL;
+	memset(p + *cap * size, 0, (ncap - *cap) * size);
+	*cap = ncap;
+	return p;
+}
+
+/* The accumulator of (run, res_s, bucket_s), added if new. */
+static struct roll_series *roll_series_for(struct rollups *ro, int64_t run_id, int64_t res_s,
+					   int64_t bucket_s)
+{
+	struct roll_series *se;
+	size_t i;
+	void *p;
+
+	/* rows come in start order: the bucket is nearly always one of the last */
+	for (i = ro->n_series; i-- > 0;) {
+		se = &ro->series[i];
+		if (se->bucket_s == bucket_s && se->res_s == res_s && se->c.run_id == run_id)
+			return se;
+	}
+	p = roll_grow(ro->series, &ro->cap_series, ro->n_series, sizeof(*ro->series));
+	if (!p)
+		return NULL;
+	ro->series = p;
+	se = &ro->series[ro->n_series];
+	if (roll_init(&se->c, run_id))
+		return NULL;
+	se->res_s = res_s;
+	se->bucket_s = bucket_s;
+	ro->n_series++;
+	return se;
+}
+
+/* Account one written request (same conversions as write_request). */
+static int roll_add(struct tg_store *s, const struct job *j)
+{
+	const struct tg_request *r = &j->req;
+	struct rollups *ro = &s->roll;
+	int64_t sec = (int64_t)((r->start_ns + j->mono_to_epoch_ns) / 1000000000ULL);
+	int64_t dur =
+	    r->end_ns && r->end_ns >= r->start_ns ? (int64_t)(r->end_ns - r->start_ns) : -1;
+	const char *route = r->route;
+	uint32_t h = ep_hash(r->method, route);
+	struct roll_series *se, *se60;
+	struct roll_endpoint *ep = NULL;
+	size_t i;
+	void *p;
+
+	se = roll_series_for(ro, j->run_id, 1, sec);
+	se60 = se ? roll_series_for(ro, j->run_id, 60, sec / 60 * 60) : NULL;
+	if (!se60)
+		return SQLITE_NOMEM;
+	se = roll_series_for(ro, j->run_id, 1, sec); /* the array may have moved */
+	for (i = 0; i < ro->n_eps; i++) {
+		ep = &ro->eps[i];
+		if (ep->hash == h && ep->c.run_id == j->run_id && !strcmp(ep->method, r->method) &&
+		    !strcmp(ep->route, route))
+			break;
+		ep = NULL;
+	}
+	if (!ep) {
+		p = roll_grow(ro->eps, &ro->cap_eps, ro->n_eps, sizeof(*ro->eps));
+		if (!p)
+			return SQLITE_NOMEM;
+		ro->eps = p;
+		ep = &ro->eps[ro->n_eps];
+		if (roll_init(&ep->c, j->run_id))
+			return SQLITE_NOMEM;
+		ep->hash = h;
+		snprintf(ep->method, sizeof(ep->method), "%s", r->method);
+		snprintf(ep->route, sizeof(ep->route), "%s", route);
+		ro->n_eps++;
+	}
+	roll_count(&se->c, r, dur);
+	roll_count(&se60->c, r, dur);
+	roll_count(&ep->c, r, dur);
+	return SQLITE_OK;
+}
+
+static void roll_reset(struct tg_store *s)
+{
+	s->roll.n_series = 0;
+	s->roll.n_eps = 0;
+}
+
+/* One upsert per accumulator in use, then forget them. */
+static int roll_flush(struct tg_store *s)
+{
+	static uint8_t blob[TG_HIST_BUCKETS * TG_HIST_PAIR_SIZE]; /* writer thread only */
+	struct rollups *ro = &s->roll;
+	sqlite3_stmt *st;
+	size_t i, n;
+	int rc = SQLITE_OK;
+
+	st = s->stmt[ST_UPS_SERIES];
+	for (i = 0; i < ro->n_series && rc == SQLITE_OK; i++) {
+		const struct roll_series *se = &ro->series[i];
+
+		n = tg_hist__encode(se->c.hist, blob, sizeof(blob));
+		sqlite3_bind_int64(st, 1, se->c.run_id);
+		sqlite3_bind_int64(st, 2, se->res_s);
+		sqlite3_bind_int64(st, 3, se->bucket_s);
+		sqlite3_bind_int64(st, 4, se->c.count);
+		sqlite3_bind_int64(st, 5, se->c.errors);
+		sqlite3_bind_int64(st, 6, se->c.incomplete);
+		sqlite3_bind_int64(st, 7, se->c.lost);
+		sqlite3_bind_int64(st, 8, se->c.timed);
+		sqlite3_bind_int64(st, 9, se->c.sum_dur);
+		sqlite3_bind_int64(st, 10, se->c.max_dur);
+		sqlite3_bind_blob(st, 11, blob, (int)n, SQLITE_STATIC);
+		rc = step_reset(st);
+	}
+	st = s->stmt[ST_UPS_ENDPOINT];
+	for (i = 0; i < ro->n_eps && rc == SQLITE_OK; i++) {
+		const struct roll_endpoint *ep = &ro->eps[i];
+
+		n = tg_hist__encode(ep->c.hist, blob, sizeof(blob));
+		sqlite3_bind_int64(st, 1, ep->c.run_id);
+		sqlite3_bind_text(st, 2, ep->method, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, ep->route, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 4, ep->c.count);
+		sqlite3_bind_int64(st, 5, ep->c.errors);
+		sqlite3_bind_int64(st, 6, ep->c.incomplete);
+		sqlite3_bind_int64(st, 7, ep->c.timed);
+		sqlite3_bind_int64(st, 8, ep->c.sum_dur);
+		sqlite3_bind_int64(st, 9, ep->c.max_dur);
+		sqlite3_bind_int64(st, 10, ep->c.sum_resp);
+		sqlite3_bind_blob(st, 11, blob, (int)n, SQLITE_STATIC);
+		rc = step_reset(st);
+	}
+	roll_reset(s);
+	return rc;
+}
+
+static void roll_free(struct rollups *ro)
+{
+	size_t i;
+
+	for (i = 0; i < ro->cap_series; i++)
+		free(ro->series[i].c.hist);
+	for (i = 0; i < ro->cap_eps; i++)
+		free(ro->eps[i].c.hist);
+	free(ro->series);
+	free(ro->eps);
+}
+
+/* Rebuild a run's endpoint rollup from its rows (after routes changed). */
+static int roll_rebuild_endpoints(struct tg_store *s, int64_t run_id)
+{
+	int rc;
+
+	sqlite3_bind_int64(s->stmt[ST_DEL_ENDPOINTS], 1, run_id);
+	rc = step_done(s->stmt[ST_DEL_ENDPOINTS]);
+	if (rc == SQLITE_OK) {
+		sqlite3_bind_int64(s->stmt[ST_REBUILD_ENDPOINTS], 1, run_id);
+		rc = step_done(s->stmt[ST_REBUILD_ENDPOINTS]);
+	}
+	return rc;
+}
+
 struct route_update {
 	int64_t id;
 	char route[TG_ROUTE_LEN];
@@ -455,6 +787,11 @@ static int write_reroute(struct tg_store *s, const struct job *j)
 	size_t n = 0, cap = 0, i;
 	int rc;
 
+	/* rows of this batch before the reroute are in the table already: put
+	 * their rollups in first, the rebuild below replaces the endpoint ones */
+	rc = roll_flush(s);
+	if (rc != SQLITE_OK)
+		return rc;
 	sqlite3_bind_int64(sel, 1, j->run_id);
 	sqlite3_bind_int64(sel, 2, j->reroute.pid);
 	sqlite3_bind_int64(sel, 3, TG_REQ_ROUTE_GUESSED);
@@ -488,6 +825,8 @@ static int write_reroute(struct tg_store *s, const struct job *j)
 		sqlite3_bind_int64(upd, 3, ups[i].id);
 		rc = step_done(upd);
 	}
+	if (rc == SQLITE_OK && n)
+		rc = roll_rebuild_endpoints(s, j->run_id);
 out:
 	free(ups);
 	return rc;
@@ -495,9 +834,12 @@ out:
 
 static int write_job(struct tg_store *s, const struct job *j)
 {
+	int rc;
+
 	switch (j->kind) {
 	case JOB_REQUEST:
-		return write_request(s, j);
+		rc = write_request(s, j);
+		return rc == SQLITE_OK ? roll_add(s, j) : rc;
 	case JOB_TARGET:
 		return write_target(s, j);
 	case JOB_REROUTE:
@@ -537,6 +879,8 @@ static uint64_t write_batch(struct tg_store *s, size_t first, size_t n, uint64_t
 		written += rc == SQLITE_OK && j->kind == JOB_REQUEST;
 	}
 	if (rc == SQLITE_OK)
+		rc = roll_flush(s);
+	if (rc == SQLITE_OK)
 		rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
 	if (rc == SQLITE_OK)
 		goto out;
@@ -545,6 +889,7 @@ static uint64_t write_batch(struct tg_store *s, size_t first, size_t n, uint64_t
 	tg_warn("store: batch of %zu rows failed (%s); retrying row by row", n,
 		sqlite3_errmsg(s->db));
 	sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	roll_reset(s);
 	written = 0;
 	for (i = 0; i < n; i++) {
 		const struct job *j = &s->jobs[(first + i) % QUEUE_LEN];
@@ -553,6 +898,8 @@ static uint64_t write_batch(struct tg_store *s, size_t first, size_t n, uint64_t
 		if (rc == SQLITE_OK)
 			rc = write_job(s, j);
 		if (rc == SQLITE_OK)
+			rc = roll_flush(s);
+		if (rc == SQLITE_OK)
 			rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
 		if (rc == SQLITE_OK) {
 			written += j->kind == JOB_REQUEST;
@@ -560,6 +907,7 @@ static uint64_t write_batch(struct tg_store *s, size_t first, size_t n, uint64_t
 		}
 		log_failed(s, j, rc);
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+		roll_reset(s);
 		(*failed)++;
 	}
 out:
@@ -841,6 +1189,7 @@ void tg_store__close(struct tg_store *s)
 		pthread_cond_destroy(&s->not_full);
 		pthread_cond_destroy(&s->done);
 	}
+	roll_free(&s->roll);
 	free(s->jobs);
 	free(s);
 }

@@ -18,7 +18,7 @@
 struct tg_routes;
 
 /* The schema version this build writes (PRAGMA user_version). */
-#define TG_SCHEMA_VERSION 1
+#define TG_SCHEMA_VERSION 2
 
 struct tg_run_info {
 	uint64_t started_ns;	   /* Unix epoch ns */

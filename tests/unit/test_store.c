@@ -2,6 +2,7 @@
 /* Unit tests of the SQLite store (user/store.c): schema, migrations, refusals,
  * batching, flush, row-by-row retry, reroute and a concurrent reader. */
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,6 +16,7 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
+#include "hist.h"
 #include "log.h"
 #include "route.h"
 #include "store.h"
@@ -22,7 +24,8 @@
 #define EPOCH_OFF 1700000000000000000ULL
 #define INDEX_COUNT                                                                                \
 	"SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name IN"                      \
-	" ('requests_endpoint', 'requests_start', 'requests_duration')"
+	" ('requests_endpoint', 'requests_start', 'requests_duration',"                            \
+	" 'requests_endpoint_duration')"
 
 struct fx {
 	char dir[64];
@@ -153,14 +156,14 @@ static void test_refuses_newer_schema(void **state)
 	struct fx *f = *state;
 	char err[256] = "";
 
-	raw_exec(f->path, "CREATE TABLE x(a); PRAGMA user_version = 2;");
+	raw_exec(f->path, "CREATE TABLE x(a); PRAGMA user_version = 99;");
 	errno = 0;
 	assert_null(tg_store__open(f->path, err, sizeof(err)));
 	assert_int_equal(errno, EPROTONOSUPPORT);
 	assert_non_null(strstr(err, "newer timeglass"));
 	assert_non_null(strstr(err, f->path));
-	/* untouched: still version 2, no tables of ours */
-	assert_int_equal(query_int(f->path, "PRAGMA user_version"), 2);
+	/* untouched: still version 99, no tables of ours */
+	assert_int_equal(query_int(f->path, "PRAGMA user_version"), 99);
 	assert_int_equal(
 	    query_int(f->path, "SELECT count(*) FROM sqlite_master WHERE name = 'runs'"), 0);
 }
@@ -238,7 +241,7 @@ static void test_schema_created(void **state)
 	/* ending a run builds the report's indexes */
 	s = open_with_run(f->path, NULL);
 	assert_int_equal(tg_store__end_run(s, EPOCH_OFF, 0, 0), 0);
-	assert_int_equal(query_int(f->path, INDEX_COUNT), 3);
+	assert_int_equal(query_int(f->path, INDEX_COUNT), 4);
 	tg_store__close(s);
 	/* reopening an up-to-date database keeps it */
 	s = tg_store__open(f->path, err, sizeof(err));
@@ -259,7 +262,7 @@ static void test_migrates_empty_file(void **state)
 	s = tg_store__open(f->path, err, sizeof(err));
 	assert_non_null(s);
 	tg_store__close(s);
-	assert_int_equal(query_int(f->path, "PRAGMA user_version"), 1);
+	assert_int_equal(query_int(f->path, "PRAGMA user_version"), TG_SCHEMA_VERSION);
 	assert_int_equal(query_int(f->path, "SELECT count(*) FROM requests"), 0);
 }
 
@@ -557,6 +560,167 @@ static void test_concurrent_reader(void **state)
 	assert_int_equal(query_int(f->path, "SELECT count(*) FROM requests"), p.n);
 }
 
+/* ---- Rollups (schema version 2). */
+
+/* Sum of a histogram column over rows of sql, decoded. */
+static void query_hist(const char *path, const char *sql, struct tg_hist *h)
+{
+	sqlite3 *db = raw_open(path, SQLITE_OPEN_READONLY);
+	sqlite3_stmt *st = NULL;
+
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+	while (sqlite3_step(st) == SQLITE_ROW)
+		assert_int_equal(tg_hist__merge_blob(h, sqlite3_column_blob(st, 0),
+						     (size_t)sqlite3_column_bytes(st, 0)),
+				 0);
+	sqlite3_finalize(st);
+	sqlite3_close(db);
+}
+
+static void test_rollups_match_rows(void **state)
+{
+	struct fx *f = *state;
+	struct tg_hist *h = calloc(1, sizeof(*h));
+	struct tg_store *s = open_with_run(f->path, NULL);
+	struct tg_request r;
+	uint32_t i;
+
+	assert_non_null(h);
+	for (i = 0; i < 3000; i++) {
+		make_req(&r, i);
+		r.start_ns = (uint64_t)i * 50000000ULL; /* 150 s: several minutes */
+		r.end_ns = i % 7 ? r.start_ns + 1000 + (uint64_t)i * 1000 : 0;
+		r.status = i % 11 ? 200 : 503;
+		if (i % 2)
+			snprintf(r.route, sizeof(r.route), "/q/{id}");
+		if (i % 5 == 0)
+			r.route[0] = '\0';
+		assert_int_equal(tg_store__add_request(s, &r), 0);
+		if (i % 700 == 0)
+			assert_int_equal(tg_store__flush(s), 0); /* several batches */
+	}
+	assert_int_equal(tg_store__flush(s), 0);
+	/* per endpoint: every figure equals the one computed from the rows */
+	assert_int_equal(
+	    query_int(f->path,
+		      "SELECT count(*) FROM rollup_endpoint e WHERE count != (SELECT count(*) FROM"
+		      " requests r WHERE r.method = e.method AND coalesce(r.route, '') = e.route)"
+		      " OR errors != (SELECT sum(coalesce(status, 0) >= 500) FROM requests r"
+		      " WHERE r.method = e.method AND coalesce(r.route, '') = e.route)"
+		      " OR timed != (SELECT count(duration_ns) FROM requests r"
+		      " WHERE r.method = e.method AND coalesce(r.route, '') = e.route)"
+		      " OR max_duration_ns != (SELECT max(duration_ns) FROM requests r"
+		      " WHERE r.method = e.method AND coalesce(r.route, '') = e.route)"
+		      " OR sum_resp_bytes != (SELECT sum(resp_bytes) FROM requests r"
+		      " WHERE r.method = e.method AND coalesce(r.route, '') = e.route)"),
+	    0);
+	assert_int_equal(query_int(f->path, "SELECT count(*) FROM rollup_endpoint"), 3);
+	assert_int_equal(
+	    query_int(f->path, "SELECT count(*) FROM rollup_endpoint WHERE route = ''"), 1);
+	/* per second and per minute: the same totals, the right number of buckets */
+	assert_int_equal(query_int(f->path, "SELECT sum(count) FROM rollup_series WHERE res_s = 1"),
+			 3000);
+	assert_int_equal(
+	    query_int(f->path, "SELECT sum(count) FROM rollup_series WHERE res_s = 60"), 3000);
+	assert_int_equal(query_int(f->path, "SELECT count(*) FROM rollup_series WHERE res_s = 1"),
+			 150);
+	assert_int_equal(
+	    query_int(f->path, "SELECT sum(errors) FROM rollup_series WHERE res_s = 60"),
+	    query_int(f->path, "SELECT count(*) FROM requests WHERE status >= 500"));
+	assert_int_equal(query_int(f->path, "SELECT sum(sum_duration_ns) FROM rollup_series"
+					    " WHERE res_s = 1"),
+			 query_int(f->path, "SELECT sum(duration_ns) FROM requests"));
+	assert_int_equal(
+	    query_int(f->path,
+		      "SELECT count(*) FROM rollup_series WHERE res_s = 60 AND bucket_s % 60"),
+	    0);
+	/* histograms hold every timed request; the median within 1.6 % */
+	query_hist(f->path, "SELECT hist FROM rollup_series WHERE res_s = 1", h);
+	assert_int_equal(h->total, query_int(f->path, "SELECT count(duration_ns) FROM requests"));
+	assert_true(
+	    fabs((double)tg_hist__quantile(h, 0.5) -
+		 (double)query_int(f->path, "SELECT duration_ns FROM requests WHERE duration_ns IS"
+					    " NOT NULL ORDER BY duration_ns LIMIT 1 OFFSET 1285")) <
+	    0.016 * 1.5e6);
+	tg_store__close(s);
+	free(h);
+}
+
+static void test_reroute_rebuilds_rollup(void **state)
+{
+	struct fx *f = *state;
+	struct tg_routes *routes = tg_routes__new();
+	struct tg_store *s = open_with_run(f->path, NULL);
+
+	assert_non_null(routes);
+	assert_int_equal(tg_routes__add(routes, "GET", "/items/{item_id}"), 0);
+	add_routed(s, 1, "/items/42", "/items/{id}", TG_REQ_ROUTE_GUESSED);
+	add_routed(s, 1, "/items/43", "/items/{id}", TG_REQ_ROUTE_GUESSED);
+	add_routed(s, 2, "/items/9", "/items/{id}", TG_REQ_ROUTE_GUESSED); /* other pid */
+	assert_int_equal(tg_store__reroute(s, 1, routes), 0);
+	add_routed(s, 1, "/items/44", "/items/{item_id}", 0); /* after, same batch or not */
+	assert_int_equal(tg_store__flush(s), 0);
+	assert_int_equal(query_int(f->path, "SELECT count FROM rollup_endpoint"
+					    " WHERE route = '/items/{item_id}'"),
+			 3);
+	assert_int_equal(
+	    query_int(f->path, "SELECT count FROM rollup_endpoint WHERE route = '/items/{id}'"), 1);
+	assert_int_equal(query_int(f->path, "SELECT sum(count) FROM rollup_endpoint"), 4);
+	tg_store__close(s);
+	tg_routes__free(routes);
+}
+
+static void test_migrates_v1_with_backfill(void **state)
+{
+	struct fx *f = *state;
+	char err[256] = "";
+	struct tg_store *s;
+
+	/* a version-1 file with rows, as an older timeglass left it */
+	raw_exec(
+	    f->path,
+	    "CREATE TABLE runs (id INTEGER PRIMARY KEY, started INTEGER NOT NULL, ended"
+	    " INTEGER, targets TEXT, kernel TEXT, version TEXT, events INTEGER,"
+	    " dropped_events INTEGER);"
+	    "CREATE TABLE targets (run_id INTEGER NOT NULL, pid INTEGER NOT NULL, cmdline TEXT,"
+	    " seen_ns INTEGER NOT NULL);"
+	    "CREATE TABLE requests (id INTEGER PRIMARY KEY, run_id INTEGER NOT NULL, pid"
+	    " INTEGER NOT NULL, tid INTEGER NOT NULL, conn_id INTEGER NOT NULL, start_ns"
+	    " INTEGER NOT NULL, duration_ns INTEGER, ttfb_ns INTEGER, method TEXT NOT NULL,"
+	    " path TEXT NOT NULL, route TEXT, status INTEGER, req_bytes INTEGER NOT NULL,"
+	    " resp_bytes INTEGER NOT NULL, flags INTEGER NOT NULL, peer TEXT);"
+	    "INSERT INTO runs VALUES (1, 0, 10, 't', 'k', 'v', 0, 0);"
+	    "INSERT INTO requests VALUES (1, 1, 1, 1, 1, 1000000000, 5000, NULL, 'GET', '/a',"
+	    " '/a', 200, 1, 10, 0, NULL);"
+	    "INSERT INTO requests VALUES (2, 1, 1, 1, 1, 1500000000, NULL, NULL, 'GET', '/a',"
+	    " '/a', 500, 1, 20, 1, NULL);"
+	    "INSERT INTO requests VALUES (3, 1, 1, 1, 1, 61000000000, 7000, NULL, 'POST', '/b',"
+	    " NULL, NULL, 1, 30, 2, NULL);"
+	    "PRAGMA user_version = 1;");
+	s = tg_store__open(f->path, err, sizeof(err));
+	assert_non_null(s);
+	tg_store__close(s);
+	assert_int_equal(query_int(f->path, "PRAGMA user_version"), TG_SCHEMA_VERSION);
+	assert_int_equal(query_int(f->path, "SELECT count FROM rollup_endpoint WHERE route = '/a'"),
+			 2);
+	assert_int_equal(
+	    query_int(f->path, "SELECT errors FROM rollup_endpoint WHERE route = '/a'"), 1);
+	assert_int_equal(
+	    query_int(f->path, "SELECT count(*) FROM rollup_endpoint WHERE route = ''"), 1);
+	assert_int_equal(
+	    query_int(f->path, "SELECT count FROM rollup_series WHERE res_s = 1 AND bucket_s = 1"),
+	    2);
+	assert_int_equal(
+	    query_int(f->path,
+		      "SELECT count FROM rollup_series WHERE res_s = 60 AND bucket_s = 60"),
+	    1);
+	assert_int_equal(query_int(f->path, "SELECT sum(lost) FROM rollup_series WHERE res_s = 1"),
+			 1);
+	assert_int_equal(query_int(f->path, "SELECT max_duration_ns FROM rollup_endpoint"
+					    " WHERE route = '/a'"),
+			 5000);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -573,6 +737,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_bad_row_loses_only_itself, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reroute_guessed_only, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_concurrent_reader, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_rollups_match_rows, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_reroute_rebuilds_rollup, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_migrates_v1_with_backfill, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

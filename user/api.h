@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Internal interface between the server (server.c) and the JSON API handlers
+ * (api_*.c; docs/api.md). A handler gets a context with the query string and
+ * a read-only database connection, puts its answer in ctx->out (or a message
+ * in ctx->err) and returns the HTTP status. Every value from the request is
+ * bound as an SQL parameter, never pasted into SQL.
+ */
+#ifndef TG_API_H
+#define TG_API_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+#include <sqlite3.h>
+
+#include "server.h"
+
+struct api_ctx {
+	const struct tg_server_cfg *cfg;
+	sqlite3 *db;	   /* read-only */
+	const char *query; /* raw query string, may be NULL */
+	const char *rest;  /* the URI after the handler's prefix ("" or "/12") */
+	cJSON *out;	   /* the answer (an object), owned by the caller after return */
+	char err[256];	   /* the message of a 4xx/5xx */
+};
+
+typedef int (*api_handler)(struct api_ctx *c);
+
+int api_status(struct api_ctx *c);
+int api_runs(struct api_ctx *c);
+int api_overview(struct api_ctx *c);
+int api_endpoints(struct api_ctx *c);
+int api_requests(struct api_ctx *c);
+
+/* ---- Helpers (api_util.c). */
+
+/* Set c->err and return status. */
+int api_fail(struct api_ctx *c, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* The decoded query parameter name into buf. Returns 1 when present, 0 when
+ * absent, -1 when too long for buf (a 400 for the caller). */
+int api_param(struct api_ctx *c, const char *name, char *buf, size_t len);
+
+/* Parse an integer parameter in [min, max]. Returns 0 (absent: *v untouched),
+ * 1 (present and valid) or an HTTP status (400, message set). */
+int api_int_param(struct api_ctx *c, const char *name, int64_t min, int64_t max, int64_t *v);
+
+/* Pick the run: ?run=ID (must exist: 404) or the latest (404 when none).
+ * Returns 0 or an HTTP status (message set). */
+int api_run_id(struct api_ctx *c, int64_t *run_id);
+
+/* The run as the JSON object of /api/runs (NULL on error). */
+cJSON *api_run_json(sqlite3 *db, int64_t run_id);
+
+/* Add "name": "decimal ns" (a string: epoch ns do not fit a double). */
+void api_add_ns(cJSON *o, const char *name, int64_t ns);
+
+/* Add "name": ns as milliseconds with 3 decimals. */
+void api_add_ms(cJSON *o, const char *name, int64_t ns);
+
+/* An SQLite failure: log it, 500. */
+int api_db_fail(struct api_ctx *c, const char *what);
+
+#endif

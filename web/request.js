@@ -1,0 +1,117 @@
+// SPDX-License-Identifier: MIT
+// One request (GET /api/requests/ID): summary cards and, when the API sends
+// them, extra sections. Today the API sends only the fields of the requests
+// table; "sql" and "timeline" arrays (and cpu_ms and friends) are drawn when
+// present and non-empty, and nothing is shown for data that does not exist.
+
+import {api, href, carry} from './client.js';
+import {h, fill, fmtMsExact, fmtMs, fmtBytes, fmtAbs, fmtAgo, fmtInt, flagInfo, statusClass} from './util.js';
+
+function card(label, value, key, sub = null, cls = '') {
+	return h('div', {class: 'card ' + cls, dataset: {field: key}},
+		 h('div', {class: 'label'}, label), h('div', {class: 'value'}, value),
+		 sub ? h('div', {class: 'sub muted'}, sub) : null);
+}
+
+// Extra per-request measurements of later API versions, shown when present.
+const EXTRA = [
+	['cpu_ms', 'CPU', fmtMsExact],
+	['wait_ms', 'Waiting', fmtMsExact],
+	['sql_ms', 'SQL time', fmtMsExact],
+	['gc_ms', 'GC pauses', fmtMsExact],
+	['mem_bytes', 'Memory growth', fmtBytes],
+];
+
+function sqlSection(list) {
+	if (!Array.isArray(list) || list.length === 0)
+		return null;
+	return h('section', {class: 'panel', id: 'sql'}, h('h2', {}, `SQL (${list.length})`),
+		 h('table', {class: 'data compact'},
+		   h('thead', {}, h('tr', {}, h('th', {scope: 'col'}, 'Statement'),
+				    h('th', {scope: 'col', class: 'num'}, 'Duration'),
+				    h('th', {scope: 'col', class: 'num'}, 'Rows'))),
+		   h('tbody', {}, list.map((q) => h('tr', {},
+			h('td', {}, h('code', {class: 'sql'}, q.query ?? q.statement ?? q.sql ?? '')),
+			h('td', {class: 'num'}, fmtMs(q.duration_ms)),
+			h('td', {class: 'num'}, q.rows === undefined ? '—' : fmtInt(q.rows)))))));
+}
+
+// A horizontal waterfall: each item {t_ms (from request start), dur_ms, kind, label}.
+function timelineSection(list, total) {
+	if (!Array.isArray(list) || list.length === 0)
+		return null;
+	const span = Math.max(total || 0, ...list.map((x) => (x.t_ms || 0) + (x.dur_ms || 0))) || 1;
+	return h('section', {class: 'panel', id: 'timeline'}, h('h2', {}, 'Timeline'),
+		 h('ol', {class: 'timeline'}, list.map((x) => {
+			 const left = ((x.t_ms || 0) / span) * 100;
+			 const width = Math.max(0.5, ((x.dur_ms || 0) / span) * 100);
+			 return h('li', {},
+				  h('span', {class: 'tl-label'}, x.label ?? x.kind ?? ''),
+				  h('span', {class: 'tl-track'},
+				    h('span', {class: 'tl-bar k-' + String(x.kind || 'other').replace(/[^a-z0-9_-]/gi, ''),
+					       style: `left:${left.toFixed(2)}%;width:${width.toFixed(2)}%`,
+					       title: `+${fmtMs(x.t_ms || 0)} for ${fmtMs(x.dur_ms || 0)}`})),
+				  h('span', {class: 'num tl-dur'}, fmtMs(x.dur_ms)));
+		 })));
+}
+
+function render(el, r, fromList) {
+	const flags = r.flag_names || [];
+	const extras = EXTRA.filter(([k]) => typeof r[k] === 'number')
+		.map(([k, label, f]) => card(label, f(r[k]), k));
+	fill(el, 
+		h('div', {class: 'viewhead'},
+		  h('a', {href: href('requests', carry()), class: 'back',
+			  onclick: (e) => {
+				  // Back to the list as it was (filters, loaded pages) when we came from it.
+				  if (fromList) {
+					  e.preventDefault();
+					  history.back();
+				  }
+			  }}, '← Requests'),
+		  h('h1', {}, h('span', {class: 'method', id: 'r-method'}, r.method), ' ',
+		    h('span', {class: 'pathtext', id: 'r-path'}, r.path)),
+		  h('span', {class: 'muted', title: fmtAbs(r.start_ns)}, `#${r.id} · ${fmtAbs(r.start_ns)} (${fmtAgo(r.start_ns)})`)),
+		h('div', {class: 'cards wide'},
+		  card('Latency', fmtMsExact(r.duration_ms), 'duration', 'to the last byte of the response'),
+		  card('TTFB', fmtMsExact(r.ttfb_ms), 'ttfb', 'time to first response byte'),
+		  card('Status', String(r.status ?? '—'), 'status', r.status === null ? 'no response seen' : null,
+		       statusClass(r.status)),
+		  card('Bytes in', fmtBytes(r.req_bytes), 'req_bytes', 'request'),
+		  card('Bytes out', fmtBytes(r.resp_bytes), 'resp_bytes', 'response'),
+		  card('Process', `pid ${r.pid}`, 'pid', r.tid !== undefined ? `thread ${r.tid}` : null),
+		  card('Peer', r.peer || '—', 'peer', r.conn_id !== undefined ? `connection ${r.conn_id}` : null),
+		  extras),
+		h('section', {class: 'panel'}, h('h2', {}, 'Details'),
+		  h('dl', {class: 'kv'},
+		    h('dt', {}, 'Route'), h('dd', {}, r.route
+			? h('a', {href: href('requests', carry({method: r.method, route: r.route}))}, r.route)
+			: '—'),
+		    h('dt', {}, 'Run'), h('dd', {}, String(r.run_id ?? '—')),
+		    h('dt', {}, 'Flags'), h('dd', {}, flags.length === 0 ? 'none'
+			: h('ul', {class: 'flaglist'}, flags.map((f) => h('li', {},
+				h('span', {class: 'badge flag flag-' + f}, f.replace('_', ' ')), ' ', flagInfo(f))))))),
+		timelineSection(r.timeline, r.duration_ms),
+		sqlSection(r.sql));
+	// TODO(flame graph, memory, GC): add sections here when the API sends them.
+}
+
+export function mount(el, route, ctx) {
+	const fromList = /^#\/requests(\?|$)/.test(ctx.prevHash || '');
+	const ctl = new AbortController();
+	el.append(h('p', {class: 'muted loading'}, 'Loading request…'));
+	if (!/^\d+$/.test(route.id)) {
+		fill(el, h('div', {class: 'error', role: 'alert'}, `"${route.id}" is not a request id.`));
+		return {};
+	}
+	api('requests/' + route.id, {}, ctl.signal)
+		.then((d) => render(el, d.request, fromList))
+		.catch((e) => {
+			if (e.name === 'AbortError')
+				return;
+			fill(el, h('div', {class: 'error', role: 'alert'},
+					   e.status === 404 ? `Request ${route.id} is not in this database.` : e.message),
+					 h('p', {}, h('a', {href: href('requests', carry())}, '← Back to the requests list')));
+		});
+	return {unmount: () => ctl.abort()};
+}
