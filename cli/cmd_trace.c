@@ -98,7 +98,7 @@ static void usage(FILE *out)
 	    "  --capture-query-values  store query-string values (default: names only)\n"
 	    "  --capture-bytes N    bytes of each server read/write copied (default 1024)\n"
 	    "  -q, --quiet          no status line;  -v, --verbose  more logging\n"
-		"  --debug              everything, including libbpf and the BPF verifier log\n");
+	    "  --debug              everything, including libbpf and the BPF verifier log\n");
 }
 
 static uint64_t now_ns(void)
@@ -211,7 +211,8 @@ static void learn_routes(struct trace *tr, struct target *t)
 		}
 		if (ret != 0 && ret != -ENOENT && ++t->route_tries <= 30) {
 			/* Listening but not answering yet (app starting): retry next second. */
-			tg_debug("port %u: /openapi.json not available yet (%s)", port, strerror(-ret));
+			tg_debug("port %u: /openapi.json not available yet (%s)", port,
+				 strerror(-ret));
 			free(body);
 			tg_routes__free(routes);
 			return;
@@ -222,8 +223,8 @@ static void learn_routes(struct trace *tr, struct target *t)
 		if (ret == 0 && routes && tg_routes__add_openapi(routes, body, len) > 0)
 			pr->text = tg_routes__to_text(routes);
 		if (!pr->text)
-			tg_info("port %u: no OpenAPI routes (%s); routes are inferred from paths", port,
-				ret ? strerror(-ret) : "not an OpenAPI document");
+			tg_info("port %u: no OpenAPI routes (%s); routes are inferred from paths",
+				port, ret ? strerror(-ret) : "not an OpenAPI document");
 		else
 			tg_info("port %u: %zu routes from /openapi.json", port,
 				tg_routes__count(routes));

@@ -414,16 +414,14 @@ static void chunk_byte(struct chunker *ch, uint8_t b)
 			}
 			ch->size = ch->size << 4 | (uint64_t)v;
 			ch->nd++;
-		} else if (!ch->nd) {
-			ch->st = CH_LOST;
-		} else if (b == '\r') {
+		} else if (ch->nd && b == '\r') {
 			ch->st = CH_SIZE_LF;
-		} else if (b == '\n') {
+		} else if (ch->nd && b == '\n') {
 			chunk_size_done(ch);
-		} else if (b == ';' || b == ' ' || b == '\t') {
+		} else if (ch->nd && (b == ';' || b == ' ' || b == '\t')) {
 			ch->st = CH_EXT;
 		} else {
-			ch->st = CH_LOST;
+			ch->st = CH_LOST; /* no hex digit before the end of the size, or junk */
 		}
 		break;
 	case CH_EXT:

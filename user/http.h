@@ -28,8 +28,8 @@
 struct tg_segment {
 	uint64_t ts_ns; /* CLOCK_MONOTONIC at the syscall's exit */
 	uint32_t tid;
-	int dir; /* TG_DIR_IN (bytes the server read) or TG_DIR_OUT (bytes it wrote) */
-	uint64_t len; /* bytes transferred */
+	int dir;	     /* TG_DIR_IN (bytes the server read) or TG_DIR_OUT (bytes it wrote) */
+	uint64_t len;	     /* bytes transferred */
 	const uint8_t *head; /* the first head_len bytes (head_len <= len) */
 	size_t head_len;
 	const uint8_t *tail; /* the last tail_len bytes; tail_len == 0 when head_len == len */

@@ -69,8 +69,11 @@ static ssize_t read_proc(const char *root, pid_t pid, const char *name, char *bu
 	snprintf(path, sizeof(path), "%s/%d/%s", root, (int)pid, name);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
-		err = errno == ENOENT ? pid_exists(root, pid) : 0;
-		return err ? err : -errno;
+		/* saved: pid_exists() may clobber errno; never return 0 (>= 0 is a length) */
+		int open_err = errno > 0 ? errno : EIO;
+
+		err = open_err == ENOENT ? pid_exists(root, pid) : 0;
+		return err ? err : -(ssize_t)open_err;
 	}
 	while (len + 1 < cap) {
 		ssize_t r = read(fd, buf + len, cap - 1 - len);
@@ -150,7 +153,7 @@ static bool runs(const struct argv *a, const char *name)
 static bool uvicorn_worker_class(const struct argv *a)
 {
 	for (int i = 1; i < a->n; i++) {
-		const char *v = NULL;
+		const char *v = ""; /* the worker class, "" when a->v[i] does not give one */
 
 		if ((!strcmp(a->v[i], "-k") || !strcmp(a->v[i], "--worker-class")) && i + 1 < a->n)
 			v = a->v[i + 1];
@@ -158,7 +161,7 @@ static bool uvicorn_worker_class(const struct argv *a)
 			v = a->v[i] + 2;
 		else if (!strncmp(a->v[i], "--worker-class=", 15))
 			v = a->v[i] + 15;
-		if (v && !strncmp(v, "uvicorn", 7))
+		if (!strncmp(v, "uvicorn", 7))
 			return true;
 	}
 	return false;
@@ -255,7 +258,8 @@ int tg_procscan__cmdline(const char *proc_root, pid_t pid, char *out, size_t cap
 	if (!out || !cap)
 		return -EINVAL;
 	out[0] = '\0';
-	buf = malloc(CMDLINE_MAX);
+	/* zeroed: clang-analyzer cannot tell that read_proc() errors are < 0 */
+	buf = calloc(1, CMDLINE_MAX);
 	if (!buf)
 		return -ENOMEM;
 	len = read_proc(root_of(proc_root), pid, "cmdline", buf, CMDLINE_MAX);
@@ -633,16 +637,20 @@ int tg_procscan__fetch_openapi(int family, uint16_t port, int timeout_ms, char *
 		}
 	}
 	if (local_port) {
-		struct sockaddr_storage me;
+		union {
+			struct sockaddr sa;
+			struct sockaddr_in in;
+			struct sockaddr_in6 in6;
+			struct sockaddr_storage ss;
+		} me = {0};
 		socklen_t ml = sizeof(me);
 
-		if (getsockname(fd, (struct sockaddr *)&me, &ml) < 0) {
+		if (getsockname(fd, &me.sa, &ml) < 0) {
 			err = -errno;
 			goto out;
 		}
 		*local_port =
-		    ntohs(me.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&me)->sin6_port
-						   : ((struct sockaddr_in *)&me)->sin_port);
+		    ntohs(me.sa.sa_family == AF_INET6 ? me.in6.sin6_port : me.in.sin_port);
 	}
 	while (sent < sizeof(req) - 1) {
 		ssize_t w = send(fd, req + sent, sizeof(req) - 1 - sent, MSG_NOSIGNAL);

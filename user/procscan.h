@@ -20,7 +20,7 @@
 struct tg_sock {
 	int fd;
 	uint64_t inode;
-	int state; /* TG_TCP_* (kernel TCP state number) */
+	int state;  /* TG_TCP_* (kernel TCP state number) */
 	int family; /* AF_INET or AF_INET6 */
 	uint8_t laddr[16];
 	uint16_t lport;

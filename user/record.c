@@ -18,7 +18,7 @@
 #include "timeglass/events.h"
 
 #define TG_REC_MAGIC "TGREC\0\0\0"
-#define TG_REC_MAX_EVENT (64 * 1024) /* > the largest hdr.size (16 bits) padded */
+#define TG_REC_MAX_EVENT ((size_t)64 * 1024) /* > the largest hdr.size (16 bits) padded */
 
 struct tg_rec_header {
 	char magic[8];

@@ -189,7 +189,7 @@ out:
 
 static bool same_endpoint(const struct endpoint *e, const char *method, const char *route)
 {
-	if (strcmp(e->method, method ? method : ""))
+	if (strcmp(e->method, method ? method : "") != 0)
 		return false;
 	if (!e->route || !route)
 		return !e->route && !route;

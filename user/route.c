@@ -125,6 +125,16 @@ static int tmpl_init(struct tmpl *m, const char *method, const char *text)
 		nseg += text[i] == '/';
 	if (nseg > MAX_SEGS)
 		return -EINVAL;
+	if (!method || !*method || !strcmp(method, "*")) {
+		m->method[0] = '*';
+		m->method[1] = '\0';
+	} else {
+		size_t ml = strlen(method);
+		if (ml >= sizeof(m->method))
+			return -EINVAL;
+		for (size_t i = 0; i <= ml; i++)
+			m->method[i] = (char)toupper((unsigned char)method[i]);
+	}
 	/* segs first (aligned), then the text */
 	buf = malloc(nseg * sizeof(struct seg) + tlen + 1);
 	if (!buf)
@@ -145,17 +155,6 @@ static int tmpl_init(struct tmpl *m, const char *method, const char *text)
 		if (s->kind == SEG_PATH)
 			m->path_idx = (int16_t)i;
 		off = end + 1;
-	}
-	if (!method || !*method || !strcmp(method, "*")) {
-		strcpy(m->method, "*");
-	} else {
-		size_t ml = strlen(method);
-		if (ml >= sizeof(m->method)) {
-			free(buf);
-			return -EINVAL;
-		}
-		for (size_t i = 0; i <= ml; i++)
-			m->method[i] = (char)toupper((unsigned char)method[i]);
 	}
 	return 0;
 }
@@ -346,7 +345,7 @@ static bool tmpl_match(const struct tmpl *m, const struct psegs *ps)
 	/* head before {p:path}, tail after it; {p:path} takes the rest (>= 1 segment) */
 	if (pn < tn)
 		return false;
-	for (size_t i = 0; i < (size_t)m->path_idx; i++)
+	for (size_t i = 0; i < (size_t)m->path_idx && i < pn; i++)
 		if (!seg_match(m, &m->segs[i], ps->path + ps->off[i], ps->len[i]))
 			return false;
 	for (size_t i = (size_t)m->path_idx + 1; i < tn; i++) {

@@ -5,8 +5,8 @@
 #include <string.h>
 #include <strings.h>
 
-static const char *const secret_headers[] = { "authorization:", "proxy-authorization:", "cookie:",
-					      "set-cookie:" };
+static const char *const secret_headers[] = {
+    "authorization:", "proxy-authorization:", "cookie:", "set-cookie:"};
 
 /* Overwrite from p to the end of the line (CR or LF) with '*'. */
 static size_t blank_to_eol(uint8_t *p, const uint8_t *end)
@@ -64,7 +64,8 @@ size_t tg_scrub__http(uint8_t *buf, size_t len, bool keep_query_values)
 		for (i = 0; i < sizeof(secret_headers) / sizeof(secret_headers[0]); i++) {
 			size_t hl = strlen(secret_headers[i]);
 
-			if (linelen >= hl && strncasecmp((const char *)line, secret_headers[i], hl) == 0)
+			if (linelen >= hl &&
+			    strncasecmp((const char *)line, secret_headers[i], hl) == 0)
 				n += blank_to_eol(line + hl, end);
 		}
 		if (!nl)

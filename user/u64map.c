@@ -82,8 +82,13 @@ static int grow(struct tg_u64map *m)
 			n.live++;
 		}
 	}
-	tg_u64map__destroy(m);
-	*m = n;
+	free(m->keys);
+	free(m->vals);
+	m->keys = n.keys;
+	m->vals = n.vals;
+	m->cap = n.cap;
+	m->used = n.used;
+	m->live = n.live;
 	return 0;
 }
 

@@ -177,8 +177,7 @@ _Static_assert(sizeof(struct tg_ev_drops) == 48, "tg_ev_drops ABI");
 #define TG_PY_MAX_FRAMES 128 /* frames walked per sample */
 
 /* Flags of a sample. */
-#define TG_SAMPLE_GIL 0x1 /* this thread held the GIL (_PyRuntime gilstate holder == its tstate)   \
-			   */
+#define TG_SAMPLE_GIL 0x1 /* this thread held the GIL (_PyRuntime GIL holder == its tstate) */
 #define TG_SAMPLE_GIL_UNKNOWN 0x2 /* the GIL holder cannot be read for this version */
 #define TG_SAMPLE_TRUNC 0x4 /* the stack had more than TG_PY_MAX_FRAMES frames: outermost lost */
 #define TG_SAMPLE_NOT_PYTHON 0x8 /* not a CPython process (no py_procs entry) */

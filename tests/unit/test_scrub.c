@@ -66,10 +66,10 @@ static void test_truncated_and_garbage(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_headers_blanked),
-		cmocka_unit_test(test_set_cookie_in_response),
-		cmocka_unit_test(test_query_values),
-		cmocka_unit_test(test_truncated_and_garbage),
+	    cmocka_unit_test(test_headers_blanked),
+	    cmocka_unit_test(test_set_cookie_in_response),
+	    cmocka_unit_test(test_query_values),
+	    cmocka_unit_test(test_truncated_and_garbage),
 	};
 
 	return cmocka_run_group_tests_name("scrub", tests, NULL, NULL);
