@@ -4,12 +4,12 @@
 # e2e (pytest, real uvicorn + FastAPI, root), browser (the dashboard in
 # headless chromium on a real trace of the demo), lint (clang-format, cppcheck).
 # Usage: scripts/test.sh [unit|kernel|fuzz|e2e|browser|lint]...
-# (default: all but lint)
+# (default: all of them)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SUITES=("$@")
-[ ${#SUITES[@]} -eq 0 ] && SUITES=(unit kernel fuzz e2e browser)
+[ ${#SUITES[@]} -eq 0 ] && SUITES=(lint unit kernel fuzz e2e browser)
 FUZZ_SECONDS=${FUZZ_SECONDS:-30}
 passed=0
 failed=0

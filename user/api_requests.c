@@ -178,7 +178,7 @@ static int status_param(struct api_ctx *c, struct filters *f)
 	}
 	if (r > 0 && strlen(buf) == 3 && buf[0] >= '1' && buf[0] <= '5' && buf[1] == 'x' &&
 	    buf[2] == 'x') {
-		f->st_lo = (buf[0] - '0') * 100;
+		f->st_lo = (int64_t)(buf[0] - '0') * 100;
 		f->st_hi = f->st_lo + 99;
 		return 0;
 	}

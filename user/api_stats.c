@@ -127,13 +127,15 @@ static cJSON *ep_json(const struct ep_stat *e)
 		cJSON_AddNullToObject(o, "route");
 	cJSON_AddNumberToObject(o, "count", (double)e->count);
 	cJSON_AddNumberToObject(o, "errors", (double)e->errors);
+	/* whole bytes, rounded to nearest */
+	uint64_t mean_resp = e->count ? (e->sum_resp + e->count / 2) / e->count : 0;
+
 	add_ms_or_null(o, "p50_ms", e->p50, t);
 	add_ms_or_null(o, "p95_ms", e->p95, t);
 	add_ms_or_null(o, "p99_ms", e->p99, t);
 	add_ms_or_null(o, "mean_ms", t ? e->sum_dur / e->timed : 0, t);
 	add_ms_or_null(o, "max_ms", e->max_dur, t);
-	cJSON_AddNumberToObject(o, "mean_resp_bytes",
-				e->count ? (double)((e->sum_resp + e->count / 2) / e->count) : 0);
+	cJSON_AddNumberToObject(o, "mean_resp_bytes", (double)mean_resp);
 	return o;
 }
 
@@ -319,7 +321,7 @@ static int overview_series(struct api_ctx *c, int64_t run_id, const struct span 
 {
 	int64_t first_s = sp->started_ns / 1000000000LL, last_s = sp->end_ns / 1000000000LL;
 	int64_t bucket, cur, b, incomplete = 0, lost = 0;
-	struct acc *tot = calloc(2, sizeof(*tot)), *pt = tot + 1;
+	struct acc *tot = calloc(2, sizeof(*tot)), *pt;
 	sqlite3_stmt *st = NULL;
 	cJSON *series, *totals;
 	double secs;
@@ -327,6 +329,7 @@ static int overview_series(struct api_ctx *c, int64_t run_id, const struct span 
 
 	if (!tot)
 		return api_fail(c, 500, "out of memory");
+	pt = tot + 1;
 	bucket = pick_bucket(first_s, last_s);
 	if (sqlite3_prepare_v2(
 		c->db,

@@ -123,7 +123,7 @@ static void result_hist(sqlite3_context *ctx, const struct tg_hist *h)
 		sqlite3_result_error_nomem(ctx);
 		return;
 	}
-	n = tg_hist__encode(h, buf, TG_HIST_BUCKETS * TG_HIST_PAIR_SIZE);
+	n = tg_hist__encode(h, buf, (size_t)TG_HIST_BUCKETS * TG_HIST_PAIR_SIZE);
 	sqlite3_result_blob(ctx, buf, (int)n, sqlite3_free);
 }
 
@@ -154,7 +154,8 @@ static void sql_merge(sqlite3_context *ctx, int argc, sqlite3_value **argv)
  * itself is sized small; a struct tg_hist is ~4.5 KiB). */
 static void sql_of_step(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 {
-	struct tg_hist **hp = sqlite3_aggregate_context(ctx, sizeof(*hp));
+	/* The aggregate context holds one pointer to the histogram. */
+	struct tg_hist **hp = sqlite3_aggregate_context(ctx, sizeof(struct tg_hist *));
 
 	(void)argc;
 	if (!hp) {

@@ -379,7 +379,7 @@ static int bias_cb(void *ctx, const char *path, uint64_t start, uint64_t off)
 	struct bias_find *b = ctx;
 	char fpath[PATH_MAX + 32];
 
-	if (strcmp(path, b->path))
+	if (strcmp(path, b->path) != 0)
 		return 0;
 	snprintf(fpath, sizeof(fpath), "/proc/%d/root%s", (int)b->pid, path);
 	b->err = bias_of(fpath, start, off, b->bias);
@@ -409,7 +409,7 @@ static int lib_cb(void *ctx, const char *path, uint64_t start, uint64_t off)
 	(void)start;
 	(void)off;
 	base = base ? base + 1 : path;
-	if (strncmp(base, "libpython3", 10) || !strstr(base, ".so"))
+	if (strncmp(base, "libpython3", 10) != 0 || !strstr(base, ".so"))
 		return 0;
 	snprintf(l->path, sizeof(l->path), "%s", path);
 	return 1;
@@ -452,7 +452,7 @@ static int debug_offsets(struct tg_pyruntime *rt)
 
 	if (ret)
 		return ret;
-	if (memcmp(d, "xdebugpy", 8) || (d[DO_VERSION] >> 24) != 3 ||
+	if (memcmp(d, "xdebugpy", 8) != 0 || (d[DO_VERSION] >> 24) != 3 ||
 	    (int)((d[DO_VERSION] >> 16) & 0xff) != rt->minor || d[DO_FREE_THREADED])
 		return -ENOTSUP;
 	/* Sanity: every offset inside its struct, windows within reach. */
@@ -501,7 +501,7 @@ static int debug_offsets(struct tg_pyruntime *rt)
 static int try_file(struct tg_pyruntime *out, const char *path)
 {
 	char fpath[PATH_MAX + 32];
-	uint64_t value, bias = 0;
+	uint64_t value = 0, bias = 0;
 	const struct tg_py_offsets *o;
 	int ret;
 

@@ -140,7 +140,7 @@ static void send_body(struct mg_connection *conn, int status, const char *type, 
 		  "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
 		  "X-Content-Type-Options: nosniff\r\nReferrer-Policy: no-referrer\r\n%s\r\n",
 		  status, mg_get_response_code_text(conn, status), type, len, extra ? extra : "");
-	if (strcmp(mg_get_request_info(conn)->request_method, "HEAD") && len)
+	if (strcmp(mg_get_request_info(conn)->request_method, "HEAD") != 0 && len)
 		mg_write(conn, body, len);
 }
 
@@ -185,7 +185,7 @@ static int api_handler_cb(struct mg_connection *conn, void *cbdata)
 	struct api_ctx c = {.cfg = &s->cfg, .query = ri->query_string};
 	int status, rc;
 
-	if (strcmp(ri->request_method, "GET"))
+	if (strcmp(ri->request_method, "GET") != 0)
 		return send_error(conn, 405, "only GET is supported", "Allow: GET\r\n");
 	if (!authorized(conn, s))
 		return send_error(conn, 401, "a token is required: Authorization: Bearer TOKEN",
@@ -258,7 +258,7 @@ static int asset_handler_cb(struct mg_connection *conn, void *cbdata)
 	size_t i;
 
 	(void)cbdata;
-	if (strcmp(ri->request_method, "GET") && strcmp(ri->request_method, "HEAD"))
+	if (strcmp(ri->request_method, "GET") != 0 && strcmp(ri->request_method, "HEAD") != 0)
 		return send_error(conn, 405, "only GET is supported", "Allow: GET, HEAD\r\n");
 	while (*path == '/')
 		path++;
@@ -388,7 +388,8 @@ struct tg_server *tg_server__start(const struct tg_server_cfg *cfg, char *err, s
 	}
 	for (i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
 		mg_set_request_handler(s->mg, routes[i].prefix, api_handler_cb, (void *)&routes[i]);
-	/* "/api/" (not "/api"): CivetWeb matches prefixes, and "/api" would also catch "/api.js". */
+	/* "/api/" (not "/api"): CivetWeb matches prefixes, and "/api" would also catch "/api.js".
+	 */
 	mg_set_request_handler(s->mg, "/api/", api_handler_cb, NULL);
 	mg_set_request_handler(s->mg, "/", asset_handler_cb, NULL);
 	return s;

@@ -295,7 +295,7 @@ static int attach_sampling(struct tg_tracer *t, uint32_t hz, char *err, size_t e
 	attr.config = PERF_COUNT_SW_CPU_CLOCK;
 	attr.freq = 1;
 	attr.sample_freq = hz;
-	t->sample_links = calloc((size_t)(ncpus > 0 ? ncpus : 1), sizeof(*t->sample_links));
+	t->sample_links = calloc((size_t)(ncpus > 0 ? ncpus : 1), sizeof(struct bpf_link *));
 	if (!t->sample_links) {
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
