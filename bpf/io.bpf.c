@@ -341,6 +341,20 @@ static long iov_step(__u64 i, void *data)
 	return 0;
 }
 
+/* The asyncio task key of the current thread (its PyThreadState's current
+ * contextvars Context), or 0 when the process is not a known CPython or the
+ * thread has no thread state. A cached thread-state lookup and two reads. */
+static __always_inline __u64 py_task_key(__u32 tgid, __u32 tid)
+{
+	const struct tg_py_proc *cfg = bpf_map_lookup_elem(&py_procs, &tgid);
+	__u64 ts;
+
+	if (!cfg || !cfg->ts_context)
+		return 0;
+	ts = py_find_tstate(cfg, tid);
+	return ts ? py_read_u64(ts + cfg->ts_context) : 0;
+}
+
 /* Build and send a data event for the ret bytes transferred on fd. Payload:
  * buf (a plain buffer), or iov/iovcnt (an iovec array) when iov is set, or
  * none when both are NULL. */
@@ -419,6 +433,7 @@ static __always_inline int on_data(int fd, long ret, __u8 sys, __u8 dir, const v
 	ev->flags = flags;
 	ev->pad = 0;
 	ev->pad2 = 0;
+	ev->task_key = dir == TG_DIR_OUT ? py_task_key(key.tgid, (__u32)pid_tgid) : 0;
 	if (bpf_ringbuf_output(&events, ev, size, rb_flags()))
 		count(dropped);
 	else

@@ -41,12 +41,16 @@ uint64_t tg_session__mono_to_epoch(void)
 	return real - mono;
 }
 
-static void on_request(void *ctx, const struct tg_request *req)
+static int64_t on_request(void *ctx, const struct tg_request *req)
 {
 	struct tg_session *s = ctx;
+	int64_t id = 0;
 
-	if (tg_store__add_request(s->store, req))
+	if (tg_store__add_request_id(s->store, req, &id)) {
 		tg_warn("could not queue a request for the database");
+		return 0;
+	}
+	return id;
 }
 
 static void on_meta(void *ctx, const void *ev, size_t size)

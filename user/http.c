@@ -57,6 +57,7 @@ enum ch_state {
 /* A normalised segment: lengths clamped so nothing reads out of bounds. */
 struct sv {
 	uint64_t ts;
+	uint64_t task_key;
 	uint32_t tid;
 	uint64_t len;
 	const uint8_t *head;
@@ -764,8 +765,10 @@ static void feed_out(struct tg_http_conn *c, const struct sv *s)
 				break;
 			}
 			c->rs_e = rs_next_target(c);
-			if (c->rs_e && !c->rs_e->r.first_resp_ns)
+			if (c->rs_e && !c->rs_e->r.first_resp_ns) {
 				c->rs_e->r.first_resp_ns = s->ts;
+				c->rs_e->r.task_key = s->task_key;
+			}
 			hdr_begin(&c->rs_h, s);
 			c->rs_st = RS_HDR;
 			break;
@@ -1029,6 +1032,7 @@ void tg_http__feed(struct tg_http_conn *c, const struct tg_segment *seg)
 	if (!c || !seg || c->abandoned)
 		return;
 	s.ts = seg->ts_ns;
+	s.task_key = seg->task_key;
 	s.tid = seg->tid;
 	s.len = seg->len;
 	s.head = seg->head;

@@ -26,7 +26,8 @@
 
 /* One captured read or write of a connection. */
 struct tg_segment {
-	uint64_t ts_ns; /* CLOCK_MONOTONIC at the syscall's exit */
+	uint64_t ts_ns;	   /* CLOCK_MONOTONIC at the syscall's exit */
+	uint64_t task_key; /* asyncio task of the writing thread (TG_DIR_OUT), 0 if unknown */
 	uint32_t tid;
 	int dir;	     /* TG_DIR_IN (bytes the server read) or TG_DIR_OUT (bytes it wrote) */
 	uint64_t len;	     /* bytes transferred */

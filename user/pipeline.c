@@ -287,6 +287,7 @@ static int on_data(struct tg_pipeline *p, const struct tg_ev_data *e, size_t siz
 	if (!c->http || tg_http__abandoned(c->http))
 		return 0;
 	seg.ts_ns = e->hdr.ts_ns;
+	seg.task_key = e->task_key;
 	seg.tid = e->hdr.tid;
 	seg.dir = e->dir;
 	seg.len = e->len;

@@ -17,7 +17,8 @@
 
 struct tg_pipeline_cfg {
 	bool keep_query_values;
-	void (*on_request)(void *ctx, const struct tg_request *req);
+	/* A finished request; returns its id in the database (0: not stored). */
+	int64_t (*on_request)(void *ctx, const struct tg_request *req);
 	/* Process and userspace meta events (TG_EV_PROC, TG_EV_TARGET,
 	 * TG_EV_DROPS), after the pipeline handled them. Optional. */
 	void (*on_meta)(void *ctx, const void *ev, size_t size);

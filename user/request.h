@@ -37,6 +37,9 @@ struct tg_request {
 	uint32_t flags;		/* TG_REQ_* */
 	int32_t status;		/* final status code; 0 when no response was seen */
 	uint8_t http_minor;	/* 0 or 1 (HTTP/1.x); 0 for HTTP/2 preface */
+	uint32_t sql_count;	/* SQL statements run for this request (0: none seen) */
+	uint64_t sql_ns;	/* their total duration */
+	uint64_t task_key;	/* the asyncio task that wrote the response (0: unknown) */
 	char method[TG_METHOD_LEN];
 	char target[TG_TARGET_LEN]; /* path and query, query values redacted unless asked */
 	char route[TG_ROUTE_LEN];   /* route template, filled in by the pipeline */

@@ -119,6 +119,62 @@ static const char *const migrations[] = {
      " sum(coalesce(status, 0) >= 500), sum((flags & 1) != 0), count(duration_ns),"
      " coalesce(sum(duration_ns), 0), coalesce(max(duration_ns), 0), sum(resp_bytes),"
      " tg_hist_of(duration_ns) FROM requests GROUP BY run_id, method, coalesce(route, '');"),
+    /* v2 -> v3: Python stack samples (docs/schema.md, "Version 3"). Stacks are
+     * interned as a trie: a stack is its leaf node; parent 0 = a root frame. */
+    ("ALTER TABLE runs ADD COLUMN sample_hz INTEGER;"
+     "CREATE TABLE frames ("
+     " id INTEGER PRIMARY KEY,"
+     " name TEXT NOT NULL,"
+     " file TEXT NOT NULL,"
+     " line INTEGER NOT NULL,"
+     " UNIQUE (name, file, line));"
+     "CREATE TABLE stacks ("
+     " id INTEGER PRIMARY KEY,"
+     " parent INTEGER NOT NULL,"
+     " frame INTEGER NOT NULL,"
+     " UNIQUE (parent, frame));"
+     "CREATE TABLE samples ("
+     " run_id INTEGER NOT NULL,"
+     " ts_ns INTEGER NOT NULL,"
+     " pid INTEGER NOT NULL,"
+     " tid INTEGER NOT NULL,"
+     " request_id INTEGER,"
+     " stack_id INTEGER NOT NULL,"
+     " flags INTEGER NOT NULL);"
+     "CREATE INDEX samples_run ON samples(run_id, ts_ns);"
+     "CREATE INDEX samples_request ON samples(request_id) WHERE request_id IS NOT NULL;"
+     "CREATE TABLE profile_endpoint ("
+     " run_id INTEGER NOT NULL,"
+     " method TEXT NOT NULL,"
+     " route TEXT NOT NULL,"
+     " stack_id INTEGER NOT NULL,"
+     " count INTEGER NOT NULL,"
+     " PRIMARY KEY (run_id, method, route, stack_id)) WITHOUT ROWID;"),
+    /* v3 -> v4: SQL statements (docs/schema.md, "Version 4"). */
+    ("CREATE TABLE queries ("
+     " id INTEGER PRIMARY KEY,"
+     " run_id INTEGER NOT NULL,"
+     " request_id INTEGER,"
+     " pid INTEGER NOT NULL,"
+     " tid INTEGER NOT NULL,"
+     " conn_id INTEGER NOT NULL,"
+     " start_ns INTEGER NOT NULL,"
+     " duration_ns INTEGER,"
+     " first_row_ns INTEGER,"
+     " statement TEXT NOT NULL,"
+     " fingerprint INTEGER NOT NULL,"
+     " command TEXT,"
+     " rows INTEGER,"
+     " error TEXT,"
+     " sqlstate TEXT,"
+     " db_user TEXT,"
+     " db_name TEXT,"
+     " flags INTEGER NOT NULL);"
+     "CREATE INDEX queries_run ON queries(run_id, start_ns);"
+     "CREATE INDEX queries_request ON queries(request_id) WHERE request_id IS NOT NULL;"
+     "CREATE INDEX queries_fingerprint ON queries(run_id, fingerprint);"
+     "ALTER TABLE requests ADD COLUMN sql_count INTEGER;"
+     "ALTER TABLE requests ADD COLUMN sql_ns INTEGER;"),
 };
 
 /* Indexes built when a run ends, not maintained while it is written. Rows
@@ -135,14 +191,20 @@ static const char deferred_indexes[] =
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == TG_SCHEMA_VERSION,
 	       "one migration per schema version");
 
-enum job_kind { JOB_REQUEST = 1, JOB_TARGET, JOB_REROUTE };
+enum job_kind { JOB_REQUEST = 1, JOB_TARGET, JOB_REROUTE, JOB_CALL };
 
 struct job {
 	enum job_kind kind;
 	int64_t run_id;
 	uint64_t mono_to_epoch_ns;
+	int64_t req_id; /* JOB_REQUEST: the id given by tg_store__add_request_id */
 	union {
 		struct tg_request req;
+		struct {
+			tg_store_call_fn fn;
+			void *arg;
+			void (*free_fn)(void *arg);
+		} call;
 		struct {
 			uint32_t pid;
 			uint64_t seen_ns;
@@ -169,8 +231,9 @@ enum stmt_id {
 
 static const char *const stmt_sql[ST_COUNT] = {
     [ST_INS_REQUEST] = ("INSERT INTO requests (run_id, pid, tid, conn_id, start_ns, duration_ns,"
-			" ttfb_ns, method, path, route, status, req_bytes, resp_bytes, flags, peer)"
-			" VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"),
+			" ttfb_ns, method, path, route, status, req_bytes, resp_bytes, flags, peer,"
+			" sql_count, sql_ns, id)"
+			" VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"),
     [ST_INS_TARGET] = "INSERT INTO targets (run_id, pid, cmdline, seen_ns) VALUES (?,?,?,?)",
     [ST_SEL_GUESSED] = ("SELECT id, method, path FROM requests"
 			" WHERE run_id = ? AND pid = ? AND (flags & ?) != 0"),
@@ -248,7 +311,8 @@ struct tg_store {
 	uint64_t queued_seq, done_seq;
 	bool stop, thread_started;
 	pthread_t thread;
-	int64_t run_id; /* 0: no run yet */
+	int64_t run_id;		 /* 0: no run yet */
+	int64_t next_request_id; /* the next id add_request_id hands out */
 	uint64_t mono_to_epoch_ns;
 	struct tg_store_stats stats;
 	struct rollups roll; /* writer thread only (under db_lock) */
@@ -545,7 +609,15 @@ static int write_request(struct tg_store *s, const struct job *j)
 	sqlite3_bind_int64(st, 13, (int64_t)r->resp_bytes);
 	sqlite3_bind_int64(st, 14, r->flags);
 	bind_text_or_null(st, 15, r->peer);
-	return step_reset(st); /* all 15 parameters are bound every time */
+	if (r->sql_count) {
+		sqlite3_bind_int64(st, 16, r->sql_count);
+		sqlite3_bind_int64(st, 17, (int64_t)r->sql_ns);
+	} else {
+		sqlite3_bind_null(st, 16);
+		sqlite3_bind_null(st, 17);
+	}
+	sqlite3_bind_int64(st, 18, j->req_id);
+	return step_reset(st); /* all 18 parameters are bound every time */
 }
 
 static int write_target(struct tg_store *s, const struct job *j)
@@ -844,6 +916,8 @@ static int write_job(struct tg_store *s, const struct job *j)
 		return write_target(s, j);
 	case JOB_REROUTE:
 		return write_reroute(s, j);
+	case JOB_CALL:
+		return j->call.fn(s->db, j->call.arg, j->run_id, j->mono_to_epoch_ns);
 	}
 	return SQLITE_MISUSE;
 }
@@ -858,8 +932,10 @@ static void log_failed(struct tg_store *s, const struct job *j, int rc)
 		       rc == SQLITE_NOMEM ? "out of memory" : msg);
 	else if (j->kind == JOB_TARGET)
 		tg_err("store: target pid %u not written: %s", j->target.pid, msg);
-	else
+	else if (j->kind == JOB_REROUTE)
 		tg_err("store: routes of pid %u not updated: %s", j->reroute.pid, msg);
+	else
+		tg_err("store: a write was lost: %s", msg);
 }
 
 /* Write jobs [first, first + n) of the ring (they are ours until released).
@@ -925,6 +1001,10 @@ static void release_jobs(struct tg_store *s, size_t first, size_t n)
 		if (j->kind == JOB_TARGET) {
 			free(j->target.cmdline);
 			j->target.cmdline = NULL;
+		} else if (j->kind == JOB_CALL) {
+			if (j->call.free_fn)
+				j->call.free_fn(j->call.arg);
+			j->call.arg = NULL;
 		}
 	}
 }
@@ -997,7 +1077,7 @@ static void commit_job(struct tg_store *s)
 int tg_store__begin_run(struct tg_store *s, const struct tg_run_info *info, int64_t *run_id)
 {
 	sqlite3_stmt *st = NULL;
-	int64_t id = 0;
+	int64_t id = 0, next_id = 1;
 	int rc, ret = 0;
 
 	if (!s || !info)
@@ -1022,11 +1102,24 @@ int tg_store__begin_run(struct tg_store *s, const struct tg_run_info *info, int6
 		ret = -EIO;
 	}
 	sqlite3_finalize(st);
+	st = NULL;
+	/* Request ids are handed out by add_request_id, so that samples and
+	 * statements can refer to a request before its row is written. */
+	if (!ret &&
+	    sqlite3_prepare_v2(s->db, "SELECT coalesce(max(id), 0) + 1 FROM requests", -1, &st,
+			       NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		next_id = sqlite3_column_int64(st, 0);
+	else if (!ret)
+		ret = -EIO;
+	sqlite3_finalize(st);
 	pthread_mutex_unlock(&s->db_lock);
 	if (ret)
 		return ret;
 
 	pthread_mutex_lock(&s->lock);
+	if (next_id > s->next_request_id)
+		s->next_request_id = next_id;
 	s->run_id = id;
 	s->mono_to_epoch_ns = info->mono_to_epoch_ns;
 	pthread_mutex_unlock(&s->lock);
@@ -1061,6 +1154,11 @@ int tg_store__add_target(struct tg_store *s, uint32_t pid, const char *cmdline, 
 
 int tg_store__add_request(struct tg_store *s, const struct tg_request *r)
 {
+	return tg_store__add_request_id(s, r, NULL);
+}
+
+int tg_store__add_request_id(struct tg_store *s, const struct tg_request *r, int64_t *id)
+{
 	struct job *j;
 	int ret;
 
@@ -1069,6 +1167,9 @@ int tg_store__add_request(struct tg_store *s, const struct tg_request *r)
 	pthread_mutex_lock(&s->lock);
 	j = reserve(s, JOB_REQUEST, &ret);
 	if (j) {
+		j->req_id = s->next_request_id++;
+		if (id)
+			*id = j->req_id;
 		j->req = *r;
 		j->req.method[TG_METHOD_LEN - 1] = '\0';
 		j->req.target[TG_TARGET_LEN - 1] = '\0';
@@ -1077,6 +1178,30 @@ int tg_store__add_request(struct tg_store *s, const struct tg_request *r)
 		commit_job(s);
 	}
 	pthread_mutex_unlock(&s->lock);
+	return ret;
+}
+
+int tg_store__call(struct tg_store *s, tg_store_call_fn fn, void *arg, void (*free_fn)(void *arg))
+{
+	struct job *j;
+	int ret;
+
+	if (!s || !fn) {
+		if (free_fn)
+			free_fn(arg);
+		return -EINVAL;
+	}
+	pthread_mutex_lock(&s->lock);
+	j = reserve(s, JOB_CALL, &ret);
+	if (j) {
+		j->call.fn = fn;
+		j->call.arg = arg;
+		j->call.free_fn = free_fn;
+		commit_job(s);
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (!j && free_fn)
+		free_fn(arg);
 	return ret;
 }
 

@@ -13,12 +13,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <sqlite3.h>
+
 #include "request.h"
 
 struct tg_routes;
 
 /* The schema version this build writes (PRAGMA user_version). */
-#define TG_SCHEMA_VERSION 2
+#define TG_SCHEMA_VERSION 4
 
 struct tg_run_info {
 	uint64_t started_ns;	   /* Unix epoch ns */
@@ -56,6 +58,23 @@ int tg_store__add_target(struct tg_store *s, uint32_t pid, const char *cmdline, 
  * Returns 0 or -errno (-EINVAL before tg_store__begin_run). A row the
  * database rejects is logged and counted in rows_failed, not returned. */
 int tg_store__add_request(struct tg_store *s, const struct tg_request *r);
+
+/* Like tg_store__add_request, and *id (may be NULL) gets the row's id,
+ * assigned now (unique in the file), so that other rows (samples, queries)
+ * can refer to the request before it is written. Returns 0 or -errno. */
+int tg_store__add_request_id(struct tg_store *s, const struct tg_request *r, int64_t *id);
+
+/* A write done on the writer thread, in order with the rows queued before
+ * and after it, inside the batch's transaction: fn(db, arg, run_id,
+ * mono_to_epoch_ns) returns an SQLite result code (SQLITE_OK on success; a
+ * failure rolls back the batch, which is then retried job by job). It must
+ * not BEGIN/COMMIT. fn may be called twice for the same job after such a
+ * retry, so it must be idempotent or make its work part of the transaction
+ * only. free_fn(arg), when not NULL, is called once the job is done (or
+ * could not be queued). Used by modules that own their own tables
+ * (samples, queries). Returns 0 or -errno. */
+typedef int (*tg_store_call_fn)(sqlite3 *db, void *arg, int64_t run_id, uint64_t mono_to_epoch_ns);
+int tg_store__call(struct tg_store *s, tg_store_call_fn fn, void *arg, void (*free_fn)(void *arg));
 
 /* Re-resolve the routes of the current run's requests of pid whose route was
  * guessed (TG_REQ_ROUTE_GUESSED), against routes (a table learnt late, e.g.

@@ -22,7 +22,7 @@
 #include <linux/types.h>
 #endif
 
-#define TG_ABI_VERSION 1
+#define TG_ABI_VERSION 2
 
 /* Largest payload head a data event can carry (the capture size tunable is
  * clamped to this). A power of two so BPF can mask lengths. */
@@ -133,6 +133,10 @@ struct tg_ev_data {
 	__u8 flags;	/* TG_DATA_* */
 	__u16 pad;
 	__u32 pad2;
+	/* TG_DIR_OUT on a CPython thread: the thread state's current contextvars
+	 * Context (the running asyncio task's own, asyncio runs each step inside
+	 * it); the same key samples carry as task_ctx. 0: unknown / not Python. */
+	__u64 task_key;
 	/* head_len bytes, then tail_len bytes. tail_len is 0 when len <= head_len.
 	 * The tail holds bytes [len - tail_len, len) of the buffer. */
 	__u8 data[];
@@ -168,7 +172,7 @@ struct tg_ev_drops {
 _Static_assert(sizeof(struct tg_ev_hdr) == 32, "tg_ev_hdr ABI");
 _Static_assert(sizeof(struct tg_ev_conn) == 88, "tg_ev_conn ABI");
 _Static_assert(sizeof(struct tg_ev_close) == 48, "tg_ev_close ABI");
-_Static_assert(sizeof(struct tg_ev_data) == 64, "tg_ev_data ABI");
+_Static_assert(sizeof(struct tg_ev_data) == 72, "tg_ev_data ABI");
 _Static_assert(sizeof(struct tg_ev_proc) == 32 + 16 + TG_COMM_LEN + TG_PATH_LEN, "tg_ev_proc ABI");
 _Static_assert(sizeof(struct tg_ev_drops) == 48, "tg_ev_drops ABI");
 

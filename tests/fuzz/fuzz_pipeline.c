@@ -17,10 +17,11 @@
 static const uint16_t types[] = {TG_EV_CONN,   TG_EV_CLOSE,  TG_EV_DATA,  TG_EV_PROC,
 				 TG_EV_TARGET, TG_EV_ROUTES, TG_EV_DROPS, TG_EV_IGNORE_PEER};
 
-static void sink(void *ctx, const struct tg_request *r)
+static int64_t sink(void *ctx, const struct tg_request *r)
 {
 	(void)ctx;
 	(void)r;
+	return 1;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -25,13 +25,13 @@ struct sink {
 	int metas;
 };
 
-static void on_request(void *ctx, const struct tg_request *r)
+static int64_t on_request(void *ctx, const struct tg_request *r)
 {
 	struct sink *s = ctx;
 
 	if (s->n < MAXREQ)
 		s->reqs[s->n] = *r;
-	s->n++;
+	return ++s->n;
 }
 
 static void on_meta(void *ctx, const void *ev, size_t size)

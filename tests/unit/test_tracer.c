@@ -262,7 +262,8 @@ static void check_accept_read_writev_close(int family)
 	assert_int_equal(in->head_len, 32);
 	assert_int_equal(in->tail_len, TG_TAIL_MAX);
 	assert_int_equal(in->flags, TG_DATA_HEAD_TRUNC);
-	assert_int_equal(in->hdr.size, 64 + 32 + 16);
+	assert_int_equal(in->hdr.size, sizeof(struct tg_ev_data) + 32 + 16);
+	assert_int_equal(in->task_key, 0); /* reads carry no task key */
 	assert_memory_equal(in->data, msg, 32);
 	assert_memory_equal(in->data + 32, msg + 100 - 16, 16);
 

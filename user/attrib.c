@@ -1,0 +1,218 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Task-key attribution (attrib.h). Held items live in per-key lists found
+ * through a hash map of (pid, key); each list also remembers the last request
+ * that finished with that key (one task serves one request; a key is reused
+ * only after its Context object was freed, and the time window keeps a reused
+ * key from matching the wrong request).
+ */
+#include "attrib.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+#include "u64map.h"
+
+struct held {
+	struct held *next;
+	uint64_t ts_ns;
+	void *item;
+};
+
+struct bucket {
+	uint32_t pid;
+	uint64_t key;
+	struct held *items; /* newest first */
+	uint64_t newest_ns;
+	/* the last finished request of this key */
+	int64_t req_id;
+	uint64_t req_start, req_end;
+	struct bucket *next_all; /* all buckets, for tick */
+	struct bucket **prev_all;
+};
+
+struct tg_attrib {
+	uint64_t horizon_ns;
+	tg_attrib_resolve_fn resolve;
+	void *ctx;
+	struct tg_u64map map; /* hash(pid, key) -> bucket */
+	struct bucket *all;
+	size_t held;
+};
+
+static uint64_t map_key(uint32_t pid, uint64_t key)
+{
+	uint64_t k = key * 0x9e3779b97f4a7c15ULL ^ pid;
+
+	return k == 0 || k == UINT64_MAX ? 1 : k;
+}
+
+struct tg_attrib *tg_attrib__new(uint64_t horizon_ns, tg_attrib_resolve_fn resolve, void *ctx)
+{
+	struct tg_attrib *a = calloc(1, sizeof(*a));
+
+	if (!a)
+		return NULL;
+	if (tg_u64map__init(&a->map, 1024)) {
+		free(a);
+		errno = ENOMEM;
+		return NULL;
+	}
+	a->horizon_ns = horizon_ns;
+	a->resolve = resolve;
+	a->ctx = ctx;
+	return a;
+}
+
+/* The bucket of (pid, key), created when asked. The map is keyed by a hash of
+ * both; on the (astronomically rare) collision of two different pairs the
+ * lookup fails, and the caller releases the item unattributed rather than
+ * risk a wrong request. */
+static struct bucket *find(struct tg_attrib *a, uint32_t pid, uint64_t key, int create)
+{
+	uint64_t mk = map_key(pid, key);
+	struct bucket *b = tg_u64map__get(&a->map, mk);
+
+	if (b)
+		return b->pid == pid && b->key == key ? b : NULL;
+	if (!create)
+		return NULL;
+	b = calloc(1, sizeof(*b));
+	if (!b)
+		return NULL;
+	b->pid = pid;
+	b->key = key;
+	if (tg_u64map__put(&a->map, mk, b)) {
+		free(b);
+		return NULL;
+	}
+	b->next_all = a->all;
+	b->prev_all = &a->all;
+	if (a->all)
+		a->all->prev_all = &b->next_all;
+	a->all = b;
+	return b;
+}
+
+static void drop_bucket(struct tg_attrib *a, struct bucket *b)
+{
+	tg_u64map__del(&a->map, map_key(b->pid, b->key));
+	*b->prev_all = b->next_all;
+	if (b->next_all)
+		b->next_all->prev_all = b->prev_all;
+	free(b);
+}
+
+void tg_attrib__item(struct tg_attrib *a, uint32_t pid, uint64_t key, uint64_t ts_ns, void *item)
+{
+	struct bucket *b;
+	struct held *h;
+
+	if (!key) {
+		a->resolve(a->ctx, item, 0);
+		return;
+	}
+	b = find(a, pid, key, 1);
+	if (!b) {
+		a->resolve(a->ctx, item, 0);
+		return;
+	}
+	if (b->req_id && ts_ns >= b->req_start && ts_ns <= b->req_end) {
+		a->resolve(a->ctx, item, b->req_id);
+		return;
+	}
+	h = malloc(sizeof(*h));
+	if (!h) {
+		a->resolve(a->ctx, item, 0);
+		return;
+	}
+	h->ts_ns = ts_ns;
+	h->item = item;
+	h->next = b->items;
+	b->items = h;
+	if (ts_ns > b->newest_ns)
+		b->newest_ns = ts_ns;
+	a->held++;
+}
+
+size_t tg_attrib__claim(struct tg_attrib *a, uint32_t pid, uint64_t key, uint64_t start_ns,
+			uint64_t end_ns, void **out, size_t cap)
+{
+	struct bucket *b;
+	struct held **ph, *h;
+	size_t n = 0;
+
+	if (!key)
+		return 0;
+	b = find(a, pid, key, 0);
+	if (!b)
+		return 0;
+	for (ph = &b->items; (h = *ph);) {
+		if (h->ts_ns >= start_ns && h->ts_ns <= end_ns && n < cap) {
+			out[n++] = h->item;
+			*ph = h->next;
+			free(h);
+			a->held--;
+		} else {
+			ph = &h->next;
+		}
+	}
+	return n;
+}
+
+void tg_attrib__request_stored(struct tg_attrib *a, uint32_t pid, uint64_t key, uint64_t start_ns,
+			       uint64_t end_ns, int64_t id)
+{
+	struct bucket *b;
+
+	if (!key || !id)
+		return;
+	b = find(a, pid, key, 1);
+	if (!b)
+		return;
+	b->req_id = id;
+	b->req_start = start_ns;
+	b->req_end = end_ns;
+	if (end_ns > b->newest_ns)
+		b->newest_ns = end_ns;
+}
+
+void tg_attrib__tick(struct tg_attrib *a, uint64_t now_ns)
+{
+	struct bucket *b, *next;
+	uint64_t limit = now_ns > a->horizon_ns ? now_ns - a->horizon_ns : 0;
+
+	for (b = a->all; b; b = next) {
+		struct held **ph, *h;
+
+		next = b->next_all;
+		for (ph = &b->items; (h = *ph);) {
+			if (h->ts_ns < limit) {
+				*ph = h->next;
+				a->held--;
+				a->resolve(a->ctx, h->item, 0);
+				free(h);
+			} else {
+				ph = &h->next;
+			}
+		}
+		if (!b->items && b->newest_ns < limit)
+			drop_bucket(a, b);
+	}
+}
+
+size_t tg_attrib__held(const struct tg_attrib *a)
+{
+	return a->held;
+}
+
+void tg_attrib__free(struct tg_attrib *a)
+{
+	if (!a)
+		return;
+	tg_attrib__tick(a, UINT64_MAX);
+	while (a->all)
+		drop_bucket(a, a->all);
+	tg_u64map__destroy(&a->map);
+	free(a);
+}
