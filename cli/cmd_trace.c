@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -32,6 +33,7 @@
 #include "procscan.h"
 #include "report.h"
 #include "route.h"
+#include "server.h"
 #include "session.h"
 #include "timeglass/events.h"
 #include "tracer.h"
@@ -97,6 +99,10 @@ static void usage(FILE *out)
 	    "  --record FILE        also write the raw event stream to FILE (for `replay`)\n"
 	    "  --capture-query-values  store query-string values (default: names only)\n"
 	    "  --capture-bytes N    bytes of each server read/write copied (default 1024)\n"
+		"  --no-serve           do not serve the live dashboard (default: on)\n"
+		"  --listen ADDR:PORT   where the dashboard listens (default 127.0.0.1:7070;\n"
+		"                       another address needs a token, generated if not given)\n"
+		"  --token TOKEN        the dashboard's API token\n"
 	    "  -q, --quiet          no status line;  -v, --verbose  more logging\n"
 	    "  --debug              everything, including libbpf and the BPF verifier log\n");
 }
@@ -302,6 +308,54 @@ static void status_line(struct trace *tr, uint64_t started, uint64_t *last_reqs,
 	*last_reqs = ps.requests;
 }
 
+/* Fork the live dashboard: the child waits on a pipe until the database
+ * exists, drops root (to the sudo user, or nobody), and serves it read-only
+ * until SIGTERM. Returns the child's pid (-1 on failure); *go_fd gets the
+ * pipe's write end: write one byte to start it, close it to cancel. */
+static pid_t start_server(const struct tg_server_cfg *cfg, int *go_fd)
+{
+	int fds[2];
+	pid_t pid;
+
+	if (pipe2(fds, O_CLOEXEC))
+		return -1;
+	pid = fork();
+	if (pid < 0) {
+		close(fds[0]);
+		close(fds[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		char go;
+		int ret;
+
+		close(fds[1]);
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		signal(SIGINT, SIG_IGN); /* Ctrl-C stops the tracer, which stops us */
+		signal(SIGTERM, SIG_DFL);
+		if (read(fds[0], &go, 1) != 1)
+			_exit(0);
+		ret = tg_privs__drop_for_server();
+		if (ret) {
+			fprintf(stderr, "timeglass: dashboard: cannot drop root privileges: %s\n",
+				strerror(-ret));
+			_exit(1);
+		}
+		if (access(cfg->db_path, R_OK) != 0) {
+			fprintf(stderr,
+				"timeglass: dashboard: %s is not readable without root (%s); trace "
+				"through sudo from your user, put --db in a readable directory, or "
+				"use --no-serve and `timeglass serve` later\n",
+				cfg->db_path, strerror(errno));
+			_exit(1);
+		}
+		_exit(tg_server__run_forever(cfg) ? 1 : 0);
+	}
+	close(fds[0]);
+	*go_fd = fds[1];
+	return pid;
+}
+
 static pid_t start_command(char **argv, int *go_fd)
 {
 	int fds[2];
@@ -400,6 +454,9 @@ int cmd_trace(int argc, char **argv)
 	    {"quiet", no_argument, NULL, 'q'},
 	    {"verbose", no_argument, NULL, 'v'},
 	    {"debug", no_argument, NULL, 'g'},
+	    {"no-serve", no_argument, NULL, 'N'},
+	    {"listen", required_argument, NULL, 'L'},
+	    {"token", required_argument, NULL, 'T'},
 	    {"help", no_argument, NULL, 'h'},
 	    {0},
 	};
@@ -416,7 +473,11 @@ int cmd_trace(int argc, char **argv)
 	char err[512] = "", targets[600] = "", *end;
 	uint64_t started, deadline = 0, next_tick, last_reqs = 0, last_dropped = 0;
 	int c, ret, go_fd = -1, status = TG_EXIT_OK;
-	bool tty = isatty(STDERR_FILENO);
+	bool tty = isatty(STDERR_FILENO), serve = true;
+	struct tg_server_cfg scfg_srv = {.listen = "127.0.0.1:7070", .live = true};
+	char token[40];
+	pid_t server_pid = -1;
+	int server_go = -1;
 	struct timespec rt;
 
 	memset(&tr, 0, sizeof(tr));
@@ -482,6 +543,23 @@ int cmd_trace(int argc, char **argv)
 		case 'g':
 			tg_log__set_level(TG_LOG_DEBUG);
 			break;
+		case 'N':
+			serve = false;
+			break;
+		case 'L':
+			if (!strchr(optarg, ':')) {
+				fprintf(stderr, "timeglass trace: --listen needs ADDR:PORT\n");
+				return TG_EXIT_USAGE;
+			}
+			scfg_srv.listen = optarg;
+			break;
+		case 'T':
+			if (!*optarg) {
+				fprintf(stderr, "timeglass trace: --token needs a value\n");
+				return TG_EXIT_USAGE;
+			}
+			scfg_srv.token = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			return TG_EXIT_OK;
@@ -523,6 +601,24 @@ int cmd_trace(int argc, char **argv)
 						off ? " " : "", pids[i]);
 	}
 	scfg.targets = targets;
+	if (serve) {
+		scfg_srv.db_path = scfg.db_path;
+		scfg_srv.require_token = scfg_srv.token != NULL;
+		if (!tg_server__is_loopback(scfg_srv.listen)) {
+			scfg_srv.require_token = true;
+			if (!scfg_srv.token) {
+				if (tg_server__gen_token(token, sizeof(token))) {
+					fprintf(stderr, "timeglass trace: cannot generate a token\n");
+					return TG_EXIT_FAIL;
+				}
+				scfg_srv.token = token;
+			}
+		}
+		/* Forked before the store's writer thread exists: the child is single-threaded. */
+		server_pid = start_server(&scfg_srv, &server_go);
+		if (server_pid < 0)
+			tg_warn("cannot start the dashboard: %s", strerror(errno));
+	}
 	scfg.mono_to_epoch_ns = tg_session__mono_to_epoch();
 	clock_gettime(CLOCK_REALTIME, &rt);
 	scfg.started_ns = (uint64_t)rt.tv_sec * NS_PER_SEC + (uint64_t)rt.tv_nsec;
@@ -534,6 +630,14 @@ int cmd_trace(int argc, char **argv)
 	tg_privs__give_db_to_user(scfg.db_path);
 	if (scfg.record_path)
 		tg_privs__give_to_user(scfg.record_path);
+	if (server_go >= 0) {
+		if (write(server_go, "g", 1) == 1 && !tr.quiet)
+			fprintf(stderr, "timeglass: dashboard at http://%s/%s%s (live; --no-serve turns it off)\n",
+				scfg_srv.listen, scfg_srv.token ? "?token=" : "",
+				scfg_srv.token ? scfg_srv.token : "");
+		close(server_go);
+		server_go = -1;
+	}
 
 	tr.tracer = tg_tracer__open(&tcfg, on_event, &tr, err, sizeof(err));
 	if (!tr.tracer) {
@@ -633,6 +737,10 @@ out:
 		status = TG_EXIT_FAIL;
 	}
 	tg_privs__give_db_to_user(scfg.db_path);
+	if (server_pid > 0) {
+		kill(server_pid, SIGTERM);
+		waitpid(server_pid, NULL, 0);
+	}
 	for (i = 0; i < tr.nports; i++)
 		free(tr.ports[i].text);
 	if (!tr.quiet)

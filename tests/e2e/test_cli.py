@@ -9,6 +9,9 @@ import pathlib
 import shutil
 import subprocess
 import tempfile
+import time
+
+import pytest
 
 from conftest import TG, App, Tracer, db_rows, get_close_simple, run_timeglass
 
@@ -114,3 +117,52 @@ def test_report_formats_on_a_real_trace(tmp_path):
     assert "| GET" in md and "/items/{item_id}" in md
     text = run_timeglass("report", "--db", db).stdout
     assert "/items/{item_id}" in text and "dropped" in text
+
+
+def test_trace_serves_live_dashboard_unprivileged(tmp_path):
+    """trace serves the dashboard live on loopback, from a process that is not root."""
+    import urllib.request
+
+    from conftest import free_port
+
+    work = pathlib.Path(tempfile.mkdtemp(prefix="tg-live-", dir="/tmp"))
+    os.chmod(work, 0o755)
+    port = free_port()
+    app = App()
+    t = None
+    try:
+        t = Tracer(["--pid", str(app.pid), "--db", str(work / "live.db"), "--listen",
+                    f"127.0.0.1:{port}"])
+        for i in range(3):
+            get_close_simple(app.port, f"/items/{i}")
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                status = json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status"))
+                reqs = json.load(urllib.request.urlopen(
+                    f"http://127.0.0.1:{port}/api/requests?route=/items/%7Bitem_id%7D"))
+                if len(reqs["requests"]) == 3:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "the live dashboard did not show the requests"
+            time.sleep(0.3)
+        assert status["live"] is True
+        assert f"dashboard at http://127.0.0.1:{port}/" in t.text()
+        # The process listening on the port is not root.
+        out = subprocess.run(["ss", "-Htlnp", f"sport = :{port}"], capture_output=True,
+                             text=True).stdout
+        pid = int(out.split("pid=")[1].split(",")[0])
+        assert os.stat(f"/proc/{pid}").st_uid != 0, out
+        page = urllib.request.urlopen(f"http://127.0.0.1:{port}/").read()
+        assert b"TimeGlass" in page
+        assert t.stop() == 0
+        # the dashboard stops with the tracer
+        time.sleep(0.5)
+        with pytest.raises(OSError):
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/status", timeout=2)
+    finally:
+        if t:
+            t.stop()
+        app.stop()
+        shutil.rmtree(work)
