@@ -99,10 +99,10 @@ static void usage(FILE *out)
 	    "  --record FILE        also write the raw event stream to FILE (for `replay`)\n"
 	    "  --capture-query-values  store query-string values (default: names only)\n"
 	    "  --capture-bytes N    bytes of each server read/write copied (default 1024)\n"
-		"  --no-serve           do not serve the live dashboard (default: on)\n"
-		"  --listen ADDR:PORT   where the dashboard listens (default 127.0.0.1:7070;\n"
-		"                       another address needs a token, generated if not given)\n"
-		"  --token TOKEN        the dashboard's API token\n"
+	    "  --no-serve           do not serve the live dashboard (default: on)\n"
+	    "  --listen ADDR:PORT   where the dashboard listens (default 127.0.0.1:7070;\n"
+	    "                       another address needs a token, generated if not given)\n"
+	    "  --token TOKEN        the dashboard's API token\n"
 	    "  -q, --quiet          no status line;  -v, --verbose  more logging\n"
 	    "  --debug              everything, including libbpf and the BPF verifier log\n");
 }
@@ -608,7 +608,8 @@ int cmd_trace(int argc, char **argv)
 			scfg_srv.require_token = true;
 			if (!scfg_srv.token) {
 				if (tg_server__gen_token(token, sizeof(token))) {
-					fprintf(stderr, "timeglass trace: cannot generate a token\n");
+					fprintf(stderr,
+						"timeglass trace: cannot generate a token\n");
 					return TG_EXIT_FAIL;
 				}
 				scfg_srv.token = token;
@@ -632,7 +633,9 @@ int cmd_trace(int argc, char **argv)
 		tg_privs__give_to_user(scfg.record_path);
 	if (server_go >= 0) {
 		if (write(server_go, "g", 1) == 1 && !tr.quiet)
-			fprintf(stderr, "timeglass: dashboard at http://%s/%s%s (live; --no-serve turns it off)\n",
+			fprintf(stderr,
+				"timeglass: dashboard at http://%s/%s%s (live; --no-serve turns it "
+				"off)\n",
 				scfg_srv.listen, scfg_srv.token ? "?token=" : "",
 				scfg_srv.token ? scfg_srv.token : "");
 		close(server_go);
