@@ -88,7 +88,10 @@ def wrk(args, port, seconds):
 
 class Tracer:
     def __init__(self, args, pid, db):
-        self.proc = subprocess.Popen([args.timeglass, "trace", "--pid", str(pid), "--db", db],
+        cmd = [args.timeglass, "trace", "--pid", str(pid), "--db", db]
+        if args.sample_hz is not None:
+            cmd += ["--sample-hz", str(args.sample_hz)]
+        self.proc = subprocess.Popen(cmd,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         self.lines = []
         self.attached = threading.Event()
@@ -156,6 +159,8 @@ def main():
     ap.add_argument("--threads", type=int, default=1, help="wrk -t (default 1)")
     ap.add_argument("--connections", type=int, default=32, help="wrk -c (default 32)")
     ap.add_argument("--path", default="/hello")
+    ap.add_argument("--sample-hz", type=int, default=None,
+                    help="passed to trace --sample-hz (default: trace's own, 99; 0: off)")
     ap.add_argument("--loss-seconds", type=int, default=60, help="0 skips the loss check")
     ap.add_argument("--timeglass", default=os.path.join(REPO, "build", "timeglass"))
     args = ap.parse_args()

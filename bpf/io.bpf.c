@@ -7,6 +7,9 @@
  * Hooks (all exit-only; kprobes and fentry are not available on the target):
  *  - tp/syscalls/sys_exit_{accept,accept4,connect,close}: followed connections
  *    (map conns, key (tgid, fd)) come and go; TG_EV_CONN / TG_EV_CLOSE.
+ *    Accepted ones are followed; connect()ed ones when their remote port is
+ *    in pg_ports (PostgreSQL, captured with pg_capture_bytes) or when
+ *    follow_clients is set.
  *  - tp/syscalls/sys_exit_{read,readv,recvfrom,recvmsg,write,writev,sendto,
  *    sendmsg,sendfile}: TG_EV_DATA for fds in conns, with the first
  *    capture_bytes and the last TG_TAIL_MAX bytes of the transferred data.
@@ -55,7 +58,8 @@ char LICENSE[] SEC("license") = "Dual MIT/GPL";
 const volatile __u32 capture_bytes = 1024;   /* head bytes per data event, <= TG_HEAD_MAX */
 const volatile __u64 wakeup_bytes = 1 << 21; /* wake the consumer when this much is pending */
 const volatile bool follow_clients = false;  /* also send data events of connect()ed sockets */
-const volatile bool follow_children = true;  /* trace processes forked by traced ones */
+const volatile __u32 pg_capture_bytes = TG_HEAD_MAX;  /* head bytes on PostgreSQL client conns */
+const volatile bool follow_children = true;	      /* trace processes forked by traced ones */
 const volatile __u32 py_max_frames = TG_PY_MAX_STEPS; /* frame steps per sample; 0: no stack */
 const volatile bool py_task_ctx = true; /* read tstate->context and its ctx_vars per sample */
 
@@ -75,7 +79,8 @@ struct conn_val {
 	__u64 seq; /* next data event sequence number (64-bit: clang 14 without -mcpu=v3
 		    * only has a fetching atomic add for 64-bit words) */
 	__u8 role; /* enum tg_role */
-	__u8 pad[7];
+	__u8 pg;   /* a client connection to a port in pg_ports: pg_capture_bytes apply */
+	__u8 pad[6];
 };
 
 struct tstate {
@@ -124,6 +129,15 @@ struct {
 	__type(key, struct conn_key);
 	__type(value, struct conn_val);
 } conns SEC(".maps");
+
+/* PostgreSQL server ports (host order): connect()ed sockets to them are
+ * followed with pg_capture_bytes, whatever follow_clients says. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, __u16);
+	__type(value, __u8);
+} pg_ports SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
@@ -225,6 +239,12 @@ static __always_inline int on_new_conn(int fd, __u8 role, __u8 origin, bool foll
 	}
 	val.conn_id = __sync_fetch_and_add(&next_conn_id, 1) + 1;
 	val.role = role;
+	if (role == TG_ROLE_CLIENT) {
+		__u16 rport = ev->rport;
+
+		val.pg = bpf_map_lookup_elem(&pg_ports, &rport) != NULL;
+		follow = follow || val.pg;
+	}
 	if (follow)
 		bpf_map_update_elem(&conns, &key, &val, BPF_ANY);
 	fill_hdr(&ev->hdr, TG_EV_CONN, sizeof(*ev), pid_tgid);
@@ -383,7 +403,7 @@ static __always_inline int on_data(int fd, long ret, __u8 sys, __u8 dir, const v
 	}
 	ev = (struct tg_ev_data *)sc->buf;
 	len = ret > 0xffffffffL ? 0xffffffffU : (__u32)ret;
-	cap = clamp_head(capture_bytes);
+	cap = clamp_head(val->pg ? pg_capture_bytes : capture_bytes);
 
 	if (buf) {
 		head = clamp_head(len < cap ? len : cap);

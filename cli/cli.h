@@ -9,6 +9,7 @@ int cmd_report(int argc, char **argv);
 int cmd_replay(int argc, char **argv);
 int cmd_doctor(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
+int cmd_flamegraph(int argc, char **argv);
 
 #define TG_EXIT_OK 0
 #define TG_EXIT_FAIL 1

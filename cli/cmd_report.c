@@ -12,7 +12,7 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 		"usage: timeglass report [--db FILE] [--format text|json|markdown] [--run ID]\n"
-		"                        [--slowest N]\n\n"
+		"                        [--slowest N] [--n-plus-one N] [--slow-sql-ms MS]\n\n"
 		"Print the report of a run (default: the latest) of the database FILE\n"
 		"(default ./timeglass.db): run summary with dropped events, per-endpoint count,\n"
 		"errors, throughput and p50/p90/p95/p99/max latency, and the slowest requests.\n"
@@ -22,9 +22,14 @@ static void usage(FILE *out)
 int cmd_report(int argc, char **argv)
 {
 	static const struct option opts[] = {
-	    {"db", required_argument, NULL, 'd'},  {"format", required_argument, NULL, 'f'},
-	    {"run", required_argument, NULL, 'r'}, {"slowest", required_argument, NULL, 's'},
-	    {"help", no_argument, NULL, 'h'},	   {0},
+	    {"db", required_argument, NULL, 'd'},
+	    {"format", required_argument, NULL, 'f'},
+	    {"run", required_argument, NULL, 'r'},
+	    {"slowest", required_argument, NULL, 's'},
+	    {"n-plus-one", required_argument, NULL, 'n'},
+	    {"slow-sql-ms", required_argument, NULL, 'S'},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
 	};
 	struct tg_report_opts ro = {.format = TG_REPORT_TEXT, .run_id = 0, .slowest = 10};
 	const char *db = "timeglass.db";
@@ -59,6 +64,22 @@ int cmd_report(int argc, char **argv)
 			ro.slowest = (int)strtol(optarg, &end, 10);
 			if (*end || ro.slowest < 0) {
 				fprintf(stderr, "timeglass report: --slowest needs a count\n");
+				return TG_EXIT_USAGE;
+			}
+			break;
+		case 'n':
+			ro.n_plus_one = (int)strtol(optarg, &end, 10);
+			if (*end || ro.n_plus_one < 2) {
+				fprintf(stderr,
+					"timeglass report: --n-plus-one needs a count >= 2\n");
+				return TG_EXIT_USAGE;
+			}
+			break;
+		case 'S':
+			ro.slow_sql_ms = strtod(optarg, &end);
+			if (*end || ro.slow_sql_ms <= 0) {
+				fprintf(stderr,
+					"timeglass report: --slow-sql-ms needs a positive time\n");
 				return TG_EXIT_USAGE;
 			}
 			break;

@@ -83,7 +83,7 @@ static void usage(FILE *out)
 	    "usage: timeglass trace [--uvicorn] [--pid PID]... [--duration SECONDS] [--db FILE]\n"
 	    "                       [--report] [--format text|json|markdown] [--record FILE]\n"
 	    "                       [--capture-query-values] [--capture-bytes N] [-q] [-v]\n"
-	    "                       [-- COMMAND ARGS...]\n\n"
+	    "                       [--sample-hz N] [-- COMMAND ARGS...]\n\n"
 	    "Attach eBPF programs to uvicorn servers and record every HTTP request (method,\n"
 	    "path, route, status, bytes, latency to the last byte) into an SQLite database.\n\n"
 	    "targets (default: --uvicorn):\n"
@@ -99,6 +99,11 @@ static void usage(FILE *out)
 	    "  --record FILE        also write the raw event stream to FILE (for `replay`)\n"
 	    "  --capture-query-values  store query-string values (default: names only)\n"
 	    "  --capture-bytes N    bytes of each server read/write copied (default 1024)\n"
+	    "  --pg-port PORT       PostgreSQL server port whose client connections are\n"
+	    "                       followed (repeatable; default 5432)\n"
+	    "  --capture-sql-values store SQL texts with literal values (default: $n)\n"
+	    "  --sample-hz N        Python CPU samples per second and CPU for flame graphs\n"
+	    "                       (default 99, at most 999; 0: off)\n"
 	    "  --no-serve           do not serve the live dashboard (default: on)\n"
 	    "  --listen ADDR:PORT   where the dashboard listens (default 127.0.0.1:7070;\n"
 	    "                       another address needs a token, generated if not given)\n"
@@ -451,6 +456,9 @@ int cmd_trace(int argc, char **argv)
 	    {"record", required_argument, NULL, 'R'},
 	    {"capture-query-values", no_argument, NULL, 'Q'},
 	    {"capture-bytes", required_argument, NULL, 'c'},
+	    {"pg-port", required_argument, NULL, 300},
+	    {"capture-sql-values", no_argument, NULL, 301},
+	    {"sample-hz", required_argument, NULL, 302},
 	    {"quiet", no_argument, NULL, 'q'},
 	    {"verbose", no_argument, NULL, 'v'},
 	    {"debug", no_argument, NULL, 'g'},
@@ -461,7 +469,8 @@ int cmd_trace(int argc, char **argv)
 	    {0},
 	};
 	static struct trace tr;
-	struct tg_tracer_cfg tcfg = {.capture_bytes = 1024, .follow_children = 1};
+	struct tg_tracer_cfg tcfg = {
+	    .capture_bytes = 1024, .follow_children = 1, .sample_hz = TG_TRACER_DEFAULT_SAMPLE_HZ};
 	struct tg_session_cfg scfg = {.db_path = "timeglass.db"};
 	struct tg_report_opts ropts = {.format = TG_REPORT_TEXT, .slowest = 10};
 	struct tg_tracer_counters counters;
@@ -522,6 +531,37 @@ int cmd_trace(int argc, char **argv)
 		case 'Q':
 			scfg.keep_query_values = true;
 			break;
+		case 300: {
+			long v = strtol(optarg, &end, 10);
+
+			if (*end || v <= 0 || v > 65535 ||
+			    tcfg.npg_ports >= TG_TRACER_MAX_PG_PORTS) {
+				fprintf(stderr,
+					"timeglass trace: bad --pg-port '%s' (1..65535, at "
+					"most %d)\n",
+					optarg, TG_TRACER_MAX_PG_PORTS);
+				return TG_EXIT_USAGE;
+			}
+			tcfg.pg_ports[tcfg.npg_ports++] = (uint16_t)v;
+			scfg.pg_ports = tcfg.pg_ports;
+			scfg.npg_ports = tcfg.npg_ports;
+			break;
+		}
+		case 301:
+			scfg.keep_sql_values = true;
+			break;
+		case 302: {
+			long v = strtol(optarg, &end, 10);
+
+			if (!*optarg || *end || v < 0 || v > TG_TRACER_MAX_SAMPLE_HZ) {
+				fprintf(stderr,
+					"timeglass trace: --sample-hz must be 0..%d (0: off)\n",
+					TG_TRACER_MAX_SAMPLE_HZ);
+				return TG_EXIT_USAGE;
+			}
+			tcfg.sample_hz = (uint32_t)v;
+			break;
+		}
 		case 'c': {
 			long v = strtol(optarg, &end, 10);
 
@@ -601,6 +641,8 @@ int cmd_trace(int argc, char **argv)
 						off ? " " : "", pids[i]);
 	}
 	scfg.targets = targets;
+	scfg.sample_hz = tcfg.sample_hz;
+	scfg.live_symbols = true;
 	if (serve) {
 		scfg_srv.db_path = scfg.db_path;
 		scfg_srv.require_token = scfg_srv.token != NULL;

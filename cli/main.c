@@ -17,6 +17,7 @@ static const struct command commands[] = {
     {"report", cmd_report, "print a run's per-endpoint latency report (text, json, markdown)"},
     {"replay", cmd_replay, "rebuild a database from a recording made with trace --record"},
     {"serve", cmd_serve, "serve the dashboard for a database (docs/serve.md)"},
+    {"flamegraph", cmd_flamegraph, "draw the Python CPU samples of an endpoint or request"},
     {"doctor", cmd_doctor, "check the kernel, BTF, privileges and tracefs; say what to fix"},
 };
 
@@ -27,7 +28,7 @@ static void usage(FILE *out)
 	fprintf(out, "usage: timeglass COMMAND [OPTIONS]\n\n"
 		     "A kernel-assisted profiler for Python web services.\n\ncommands:\n");
 	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-		fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].summary);
+		fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
 	fprintf(out, "\n`timeglass COMMAND --help` describes each command.\n");
 }
 

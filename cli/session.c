@@ -11,6 +11,8 @@
 
 #include "log.h"
 #include "pipeline.h"
+#include "profile.h"
+#include "query_store.h"
 #include "record.h"
 #include "scrub.h"
 #include "store.h"
@@ -48,9 +50,42 @@ static int64_t on_request(void *ctx, const struct tg_request *req)
 
 	if (tg_store__add_request_id(s->store, req, &id)) {
 		tg_warn("could not queue a request for the database");
-		return 0;
+		id = 0;
 	}
+	tg_profile__request(s->prof, req, id);
 	return id;
+}
+
+static void on_query(void *ctx, const struct tg_query *q)
+{
+	struct tg_session *s = ctx;
+
+	if (s->store && tg_query_store__add(s->store, q))
+		tg_warn("could not queue an SQL statement for the database");
+}
+
+/* A frame symbolised live (profile.h): into the recording only, ahead of the
+ * sample being handled, so that replay knows it before the sample. */
+static void emit_pysym(void *ctx, uint32_t pid, const char *text)
+{
+	struct tg_session *s = ctx;
+	size_t n = strlen(text) + 1, size = (sizeof(struct tg_ev_text) + n + 7) & ~(size_t)7;
+	struct tg_ev_text *e;
+
+	if (!s->rec || size > 65535)
+		return;
+	e = calloc(1, size);
+	if (!e)
+		return;
+	e->hdr.type = TG_EV_PYSYM;
+	e->hdr.size = (uint16_t)size;
+	e->hdr.pid = pid;
+	e->hdr.tid = pid;
+	e->hdr.ts_ns = tg_session__mono_now();
+	memcpy(e->text, text, n);
+	if (tg_record__write(s->rec, e, size))
+		s->record_errors++;
+	free(e);
 }
 
 static void on_meta(void *ctx, const void *ev, size_t size)
@@ -79,10 +114,15 @@ int tg_session__open(struct tg_session *s, const struct tg_session_cfg *cfg, cha
 				       .on_meta = on_meta,
 				       .ctx = s};
 	struct tg_run_info info = {0};
+	struct tg_profile_cfg pfcfg = {0};
 	struct utsname u;
 	int ret;
 
 	memset(s, 0, sizeof(*s));
+	pcfg.keep_sql_values = cfg->keep_sql_values;
+	pcfg.on_query = on_query;
+	for (size_t i = 0; cfg->pg_ports && i < cfg->npg_ports && i < TG_PIPELINE_MAX_PG_PORTS; i++)
+		pcfg.pg_ports[pcfg.npg_ports++] = cfg->pg_ports[i];
 	s->mono_to_epoch_ns = cfg->mono_to_epoch_ns;
 	s->keep_query_values = cfg->keep_query_values;
 	s->store = tg_store__open(cfg->db_path, err, errlen);
@@ -113,6 +153,16 @@ int tg_session__open(struct tg_session *s, const struct tg_session_cfg *cfg, cha
 			return ret;
 		}
 	}
+	pfcfg.store = s->store;
+	pfcfg.live = cfg->live_symbols;
+	pfcfg.sample_hz = cfg->sample_hz;
+	pfcfg.emit = emit_pysym;
+	pfcfg.ctx = s;
+	s->prof = tg_profile__new(&pfcfg);
+	if (!s->prof) {
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
 	return 0;
 }
 
@@ -140,6 +190,10 @@ int tg_session__event(struct tg_session *s, const void *ev, size_t size)
 {
 	const struct tg_ev_hdr *h = ev;
 
+	/* Samples first: symbolising one live may record TG_EV_PYSYM events it needs. */
+	if (s->prof && size >= sizeof(*h) &&
+	    (h->type == TG_EV_SAMPLE || h->type == TG_EV_PYSYM || h->type == TG_EV_PROC))
+		tg_profile__event(s->prof, ev, size);
 	if (s->rec && record_event(s, ev, size))
 		s->record_errors++;
 	if (size >= sizeof(*h) && h->type < 64)
@@ -205,6 +259,7 @@ int tg_session__close(struct tg_session *s)
 					tg_store__reroute(s->store, s->routed_pids[i], t);
 			}
 	}
+	tg_profile__finish(s->prof);
 	if (s->store) {
 		clock_gettime(CLOCK_REALTIME, &rt);
 		ended = (uint64_t)rt.tv_sec * 1000000000ULL + (uint64_t)rt.tv_nsec;
@@ -212,6 +267,8 @@ int tg_session__close(struct tg_session *s)
 		tg_store__close(s->store);
 		s->store = NULL;
 	}
+	tg_profile__free(s->prof);
+	s->prof = NULL;
 	tg_pipeline__free(s->pipe);
 	s->pipe = NULL;
 	r = tg_record__close(s->rec);

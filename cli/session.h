@@ -16,11 +16,13 @@
 struct tg_store;
 struct tg_pipeline;
 struct tg_recorder;
+struct tg_profile;
 
 struct tg_session {
 	struct tg_store *store;
 	struct tg_pipeline *pipe;
 	struct tg_recorder *rec;
+	struct tg_profile *prof; /* Python samples -> requests -> store (profile.h) */
 	int64_t run_id;
 	uint64_t mono_to_epoch_ns;
 	uint64_t kernel_events; /* events of kernel origin seen */
@@ -36,7 +38,12 @@ struct tg_session_cfg {
 	const char *db_path;
 	const char *record_path; /* NULL: no recording */
 	bool keep_query_values;
+	bool keep_sql_values;	  /* store SQL texts with their literal values */
+	const uint16_t *pg_ports; /* PostgreSQL server ports (NULL/0: 5432), see pipeline.h */
+	size_t npg_ports;
 	const char *targets; /* for the runs table */
+	uint32_t sample_hz;  /* the tracer's sampling rate, for runs.sample_hz (0: off/unknown) */
+	bool live_symbols;   /* symbolise samples from the live processes (trace, not replay) */
 	uint64_t mono_to_epoch_ns;
 	uint64_t started_ns; /* epoch ns */
 };

@@ -23,7 +23,12 @@ struct api_ctx {
 	const char *query; /* raw query string, may be NULL */
 	const char *rest;  /* the URI after the handler's prefix ("" or "/12") */
 	cJSON *out;	   /* the answer (an object), owned by the caller after return */
-	char err[256];	   /* the message of a 4xx/5xx */
+	/* Or a non-JSON answer, sent instead of out when the status is 200:
+	 * malloc'd (freed by the caller), of Content-Type body_type (static). */
+	char *body;
+	size_t body_len;
+	const char *body_type;
+	char err[256]; /* the message of a 4xx/5xx */
 };
 
 typedef int (*api_handler)(struct api_ctx *c);
@@ -33,6 +38,24 @@ int api_runs(struct api_ctx *c);
 int api_overview(struct api_ctx *c);
 int api_endpoints(struct api_ctx *c);
 int api_requests(struct api_ctx *c);
+int api_flamegraph(struct api_ctx *c); /* api_profile.c */
+int api_sql(struct api_ctx *c);	       /* api_sql.c: /api/sql/top, /api/sql/findings */
+
+/* ---- Sections other handlers add when the tables have data (api_profile.c,
+ * api_sql.c). Each returns 0 (added, or nothing to add: an older schema, no
+ * rows) or an HTTP status with the message set (a database error: 500). */
+
+/* GET /api/requests/ID: "sql" (statements, start_ms relative to the request's
+ * start), "sql_count", "sql_ms" when the request has statements. */
+int api_request_sql(struct api_ctx *c, int64_t request_id, cJSON *req);
+/* GET /api/requests/ID: "samples": N when the request has stack samples. */
+int api_request_samples(struct api_ctx *c, int64_t request_id, cJSON *req);
+/* GET /api/endpoints: "mean_sql_ms" and "sql_count" (means per request) on
+ * each endpoint object of arr when any request of the run has sql_count. */
+int api_endpoints_sql(struct api_ctx *c, int64_t run_id, cJSON *arr);
+
+/* True when the database has the table name (older schemas lack some). */
+bool api_has_table(sqlite3 *db, const char *name);
 
 /* ---- Helpers (api_util.c). */
 

@@ -119,9 +119,10 @@ static int request_one(struct api_ctx *c)
 {
 	sqlite3_stmt *st = NULL;
 	const char *p = c->rest + 1;
+	cJSON *obj;
 	char *end;
 	long long id;
-	int rc;
+	int rc, ret;
 
 	errno = 0;
 	id = strtoll(p, &end, 10);
@@ -137,8 +138,14 @@ static int request_one(struct api_ctx *c)
 		cJSON_AddItemToObject(c->out, "request", row_json(st, true));
 	}
 	sqlite3_finalize(st);
-	if (rc == SQLITE_ROW)
-		return 200;
+	if (rc == SQLITE_ROW) {
+		/* sections of later schemas, present only when there is data */
+		obj = cJSON_GetObjectItemCaseSensitive(c->out, "request");
+		ret = api_request_sql(c, id, obj);
+		if (!ret)
+			ret = api_request_samples(c, id, obj);
+		return ret ? ret : 200;
+	}
 	if (rc == SQLITE_DONE)
 		return api_fail(c, 404, "no request %lld", id);
 	return api_db_fail(c, "reading the request");

@@ -229,7 +229,9 @@ int api_endpoints(struct api_ctx *c)
 		arr = cJSON_AddArrayToObject(c->out, "endpoints");
 		for (i = 0; i < l.n; i++)
 			cJSON_AddItemToArray(arr, ep_json(&l.v[i]));
-		ret = 200;
+		ret = api_endpoints_sql(c, run_id, arr);
+		if (!ret)
+			ret = 200;
 	}
 	ep_list_free(&l);
 	return ret;

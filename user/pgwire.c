@@ -66,6 +66,7 @@ struct pg_op {
 	uint64_t start_ns, first_row_ns, end_ns, data_rows, bytes_in, copy_bytes;
 	int64_t rows;
 	uint32_t tid, flags, ncomplete;
+	uint64_t task_key;
 	char command[TG_PG_COMMAND_LEN];
 	char sqlstate[6];
 	char error[TG_PG_ERROR_LEN];
@@ -87,6 +88,7 @@ struct framer {
 	bool gapped;
 	uint64_t ts;
 	uint32_t tid;
+	uint64_t task_key;
 	uint8_t buf[BUF_MAX];
 };
 
@@ -102,6 +104,7 @@ struct tg_pg_conn {
 	struct pg_text *batch_text;
 	uint64_t batch_ts, seg_ts;
 	uint32_t batch_tid, seg_tid;
+	uint64_t batch_task_key, seg_task_key;
 	char db_user[TG_PG_NAME_LEN], db_name[TG_PG_NAME_LEN];
 	struct tg_pg_stmt rec;
 };
@@ -258,6 +261,7 @@ static void emit_op(struct tg_pg_conn *c, struct pg_op *op, char txn)
 	r->first_row_ns = op->first_row_ns;
 	r->end_ns = op->end_ns;
 	r->tid = op->tid;
+	r->task_key = op->task_key;
 	r->flags = op->flags;
 	r->rows = op->rows;
 	r->data_rows = op->data_rows;
@@ -421,6 +425,7 @@ static void be_error(struct tg_pg_conn *c, const uint8_t *b, size_t n)
 			return;
 		op->start_ns = c->batch_ts;
 		op->tid = c->batch_tid;
+		op->task_key = c->batch_task_key;
 		op->text = text_ref(c->batch_text);
 		c->batch_parse = false;
 	}
@@ -576,6 +581,7 @@ static void emit_conn_record(struct tg_pg_conn *c, uint32_t flags, const char *c
 	op->flags = flags;
 	op->start_ns = op->end_ns = c->seg_ts;
 	op->tid = c->seg_tid;
+	op->task_key = c->seg_task_key;
 	op->done = true;
 	snprintf(op->command, sizeof(op->command), "%s", cmd);
 	op->text = text_new(text, strlen(text), 0);
@@ -625,6 +631,7 @@ static void fe_startup(struct tg_pg_conn *c, uint32_t code, const uint8_t *b, si
 	if (op) {
 		op->start_ns = c->fe.ts;
 		op->tid = c->fe.tid;
+		op->task_key = c->fe.task_key;
 		op->text = text_new("startup", 7, 0);
 	}
 }
@@ -679,6 +686,7 @@ static void fe_message(struct tg_pg_conn *c, uint8_t type, const uint8_t *b, siz
 			return;
 		op->start_ns = c->fe.ts;
 		op->tid = c->fe.tid;
+		op->task_key = c->fe.task_key;
 		op->text = text_new((const char *)b, ql, !whole || ql == n ? TG_PG_TRUNCATED : 0);
 		note_push(c);
 		break;
@@ -721,6 +729,7 @@ static void fe_message(struct tg_pg_conn *c, uint8_t type, const uint8_t *b, siz
 			return;
 		op->start_ns = c->batch_ts;
 		op->tid = c->batch_tid;
+		op->task_key = c->batch_task_key;
 		op->text = e ? text_ref(e->text) : text_unknown("portal", name);
 		if (e)
 			memcpy(op->stmt_name, e->stmt, sizeof(op->stmt_name));
@@ -734,6 +743,7 @@ static void fe_message(struct tg_pg_conn *c, uint8_t type, const uint8_t *b, siz
 			if (op) {
 				op->start_ns = c->batch_ts;
 				op->tid = c->batch_tid;
+				op->task_key = c->batch_task_key;
 				op->text = text_ref(c->batch_text);
 			}
 		}
@@ -767,6 +777,7 @@ static size_t fe_header(struct tg_pg_conn *c, uint8_t type, uint32_t body)
 		c->have_batch = true;
 		c->batch_ts = c->fe.ts;
 		c->batch_tid = c->fe.tid;
+		c->batch_task_key = c->fe.task_key;
 	}
 	switch (type) {
 	case 'Q':
@@ -961,6 +972,7 @@ static void feed_bytes(struct tg_pg_conn *c, struct framer *f, const uint8_t *p,
 			if (f->hdr_len == 0) {
 				f->ts = c->seg_ts;
 				f->tid = c->seg_tid;
+				f->task_key = c->seg_task_key;
 			}
 			take = 8 - f->hdr_len < n ? 8 - f->hdr_len : n;
 			memcpy(f->hdr + f->hdr_len, p, take);
@@ -1002,6 +1014,7 @@ static void feed_bytes(struct tg_pg_conn *c, struct framer *f, const uint8_t *p,
 			if (f->hdr_len == 0) {
 				f->ts = c->seg_ts;
 				f->tid = c->seg_tid;
+				f->task_key = c->seg_task_key;
 			}
 			take = 5 - f->hdr_len < n ? 5 - f->hdr_len : n;
 			memcpy(f->hdr + f->hdr_len, p, take);
@@ -1115,6 +1128,7 @@ void tg_pg__feed(struct tg_pg_conn *c, const struct tg_segment *seg)
 	f = seg->dir == TG_DIR_OUT ? &c->fe : &c->be;
 	c->seg_ts = seg->ts_ns;
 	c->seg_tid = seg->tid;
+	c->seg_task_key = seg->task_key;
 	head_len = seg->head ? seg->head_len : 0;
 	if (head_len > seg->len)
 		head_len = seg->len;

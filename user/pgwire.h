@@ -48,6 +48,7 @@ struct tg_pg_stmt {
 	uint64_t first_row_ns; /* exit of the read holding its first DataRow; 0 if none */
 	uint64_t end_ns;       /* exit of the read holding its completion (see docs) */
 	uint32_t tid;	       /* thread that wrote its first byte */
+	uint64_t task_key;     /* that write's task key (tg_segment.task_key; 0 unknown) */
 	uint32_t flags;	       /* TG_PG_* */
 	int64_t rows;	       /* from the CommandComplete tag ("SELECT 5" -> 5); -1 if none */
 	uint64_t data_rows;    /* DataRow messages received */

@@ -20,7 +20,9 @@
 #include "http.h"
 #include "log.h"
 #include "procscan.h"
+#include "profile.h"
 #include "route.h"
+#include "sqltrack.h"
 #include "timeglass/events.h"
 #include "u64map.h"
 
@@ -37,6 +39,7 @@ struct conn {
 	uint16_t rport;
 	char peer[TG_PEER_LEN];
 	struct tg_http_conn *http; /* server connections only */
+	struct tg_sqlconn *sql;	   /* PostgreSQL client connections only */
 	struct tg_pipeline *p;
 };
 
@@ -54,12 +57,38 @@ struct tg_pipeline {
 	size_t nroutes;
 	uint16_t ignored_ports[MAX_IGNORED_PORTS];
 	size_t nignored;
+	struct tg_sqltrack *sql;
 };
 
 static uint64_t fd_key(uint32_t pid, int32_t fd)
 {
 	/* +1 keeps the key non-zero for pid 0 / fd 0 in synthetic streams. */
 	return ((uint64_t)pid << 32 | (uint32_t)fd) + 1;
+}
+
+static void on_query(void *ctx, const struct tg_query *q)
+{
+	struct tg_pipeline *p = ctx;
+
+	if (p->cfg.on_query)
+		p->cfg.on_query(p->cfg.ctx, q);
+}
+
+static struct tg_sqltrack *new_sql(struct tg_pipeline *p)
+{
+	struct tg_sqltrack_cfg scfg = {
+	    .keep_values = p->cfg.keep_sql_values, .on_query = on_query, .ctx = p};
+
+	p->sql = tg_sqltrack__new(&scfg);
+	return p->sql;
+}
+
+static bool is_pg_port(const struct tg_pipeline *p, uint16_t port)
+{
+	for (size_t i = 0; i < p->cfg.npg_ports && i < TG_PIPELINE_MAX_PG_PORTS; i++)
+		if (p->cfg.pg_ports[i] == port)
+			return true;
+	return false;
 }
 
 struct tg_pipeline *tg_pipeline__new(const struct tg_pipeline_cfg *cfg)
@@ -69,8 +98,13 @@ struct tg_pipeline *tg_pipeline__new(const struct tg_pipeline_cfg *cfg)
 	if (!p)
 		return NULL;
 	p->cfg = *cfg;
-	if (tg_u64map__init(&p->conns, 1024) || tg_u64map__init(&p->by_fd, 1024)) {
+	if (!p->cfg.npg_ports) {
+		p->cfg.pg_ports[0] = 5432;
+		p->cfg.npg_ports = 1;
+	}
+	if (tg_u64map__init(&p->conns, 1024) || tg_u64map__init(&p->by_fd, 1024) || !new_sql(p)) {
 		tg_u64map__destroy(&p->conns);
+		tg_u64map__destroy(&p->by_fd);
 		free(p);
 		errno = ENOMEM;
 		return NULL;
@@ -83,6 +117,7 @@ static void conn_free(struct conn *c)
 	if (!c)
 		return;
 	tg_http__free(c->http);
+	tg_sqltrack__close(c->sql, 0);
 	free(c);
 }
 
@@ -98,6 +133,7 @@ void tg_pipeline__free(struct tg_pipeline *p)
 		conn_free(val);
 	tg_u64map__destroy(&p->conns);
 	tg_u64map__destroy(&p->by_fd);
+	tg_sqltrack__free(p->sql);
 	for (i = 0; i < p->nroutes; i++)
 		tg_routes__free(p->routes[i].routes);
 	free(p->routes);
@@ -194,14 +230,17 @@ static void on_exchange(void *ctx, struct tg_request *req)
 		req->flags |= TG_REQ_ROUTE_GUESSED;
 	}
 	p->stats.requests++;
-	if (p->cfg.on_request)
-		p->cfg.on_request(p->cfg.ctx, req);
+	tg_sqltrack__request(p->sql, req);
+	tg_sqltrack__stored(p->sql, req,
+			    p->cfg.on_request ? p->cfg.on_request(p->cfg.ctx, req) : 0);
 }
 
 static void conn_close(struct tg_pipeline *p, struct conn *c, uint64_t ts_ns)
 {
 	if (c->http)
 		tg_http__close(c->http, ts_ns);
+	tg_sqltrack__close(c->sql, ts_ns);
+	c->sql = NULL;
 	tg_u64map__del(&p->conns, c->conn_id);
 	if (tg_u64map__get(&p->by_fd, fd_key(c->pid, c->fd)) == c)
 		tg_u64map__del(&p->by_fd, fd_key(c->pid, c->fd));
@@ -246,6 +285,14 @@ static int on_conn(struct tg_pipeline *p, const struct tg_ev_conn *e)
 		}
 		if (e->origin == TG_ORIGIN_EXISTING)
 			tg_http__set_preexisting(c->http);
+	} else if (e->role == TG_ROLE_CLIENT && is_pg_port(p, e->rport)) {
+		c->sql =
+		    tg_sqltrack__open(p->sql, c->conn_id, c->pid, e->origin == TG_ORIGIN_EXISTING);
+		if (!c->sql) {
+			free(c);
+			return -ENOMEM;
+		}
+		p->stats.pg_conns++;
 	}
 	if (tg_u64map__put(&p->conns, c->conn_id, c) ||
 	    tg_u64map__put(&p->by_fd, fd_key(c->pid, c->fd), c)) {
@@ -263,6 +310,8 @@ static void check_seq(struct tg_pipeline *p, struct conn *c, uint32_t seq)
 		p->stats.gaps++;
 		if (c->http)
 			tg_http__gap(c->http);
+		if (c->sql)
+			tg_sqltrack__gap(c->sql);
 	}
 	c->seq_known = true;
 	c->next_seq = seq + 1;
@@ -284,7 +333,7 @@ static int on_data(struct tg_pipeline *p, const struct tg_ev_data *e, size_t siz
 		return 0;
 	}
 	check_seq(p, c, e->seq);
-	if (!c->http || tg_http__abandoned(c->http))
+	if (!c->sql && (!c->http || tg_http__abandoned(c->http)))
 		return 0;
 	seg.ts_ns = e->hdr.ts_ns;
 	seg.task_key = e->task_key;
@@ -295,7 +344,10 @@ static int on_data(struct tg_pipeline *p, const struct tg_ev_data *e, size_t siz
 	seg.head_len = e->head_len;
 	seg.tail = e->data + e->head_len;
 	seg.tail_len = e->tail_len;
-	tg_http__feed(c->http, &seg);
+	if (c->sql)
+		tg_sqltrack__feed(c->sql, &seg);
+	else
+		tg_http__feed(c->http, &seg);
 	return 0;
 }
 
@@ -310,6 +362,8 @@ static int on_close(struct tg_pipeline *p, const struct tg_ev_close *e)
 		p->stats.gaps++;
 		if (c->http)
 			tg_http__gap(c->http);
+		if (c->sql)
+			tg_sqltrack__gap(c->sql);
 	}
 	conn_close(p, c, e->hdr.ts_ns);
 	return 0;
@@ -397,6 +451,12 @@ int tg_pipeline__event(struct tg_pipeline *p, const void *ev, size_t size)
 	case TG_EV_DROPS:
 		err = size < sizeof(struct tg_ev_drops) ? -EBADMSG : 0;
 		break;
+	case TG_EV_SAMPLE: /* taken by the session's profile (profile.h) */
+		err = size < sizeof(struct tg_ev_sample) ? -EBADMSG : 0;
+		break;
+	case TG_EV_PYSYM:
+		err = text_event(ev, size, &text);
+		break;
 	default:
 		err = -EBADMSG;
 	}
@@ -417,6 +477,7 @@ void tg_pipeline__finish(struct tg_pipeline *p, uint64_t ts_ns)
 
 	while (tg_u64map__next(&p->conns, &pos, &key, &val))
 		conn_close(p, val, ts_ns);
+	tg_sqltrack__flush(p->sql);
 }
 
 void tg_pipeline__stats(const struct tg_pipeline *p, struct tg_pipeline_stats *out)

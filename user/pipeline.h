@@ -15,6 +15,10 @@
 
 #include "request.h"
 
+struct tg_query;
+
+#define TG_PIPELINE_MAX_PG_PORTS 16
+
 struct tg_pipeline_cfg {
 	bool keep_query_values;
 	/* A finished request; returns its id in the database (0: not stored). */
@@ -22,6 +26,14 @@ struct tg_pipeline_cfg {
 	/* Process and userspace meta events (TG_EV_PROC, TG_EV_TARGET,
 	 * TG_EV_DROPS), after the pipeline handled them. Optional. */
 	void (*on_meta)(void *ctx, const void *ev, size_t size);
+	/* PostgreSQL: client connections to these server ports are reassembled
+	 * (sqltrack.h); npg_ports == 0: {5432}. Each statement, attributed to
+	 * its request (request_id 0: none), goes to on_query (optional). Its
+	 * text keeps literal values only with keep_sql_values. */
+	uint16_t pg_ports[TG_PIPELINE_MAX_PG_PORTS];
+	size_t npg_ports;
+	bool keep_sql_values;
+	void (*on_query)(void *ctx, const struct tg_query *q);
 	void *ctx;
 };
 
@@ -33,6 +45,7 @@ struct tg_pipeline_stats {
 	uint64_t gaps;	       /* per-connection sequence gaps (lost events) */
 	uint64_t unknown_conn; /* data for a connection never announced */
 	uint64_t open_conns;
+	uint64_t pg_conns; /* PostgreSQL client connections seen */
 };
 
 struct tg_pipeline;

@@ -20,6 +20,8 @@
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
+
+#include "report_sql.h"
 #include <sqlite3.h>
 
 #include "request.h"
@@ -58,6 +60,7 @@ struct report {
 	size_t neps;
 	struct slow *slow;
 	size_t nslow;
+	struct tg_report_sql *sql; /* NULL: no queries table */
 };
 
 static char *col_dup(sqlite3_stmt *st, int col)
@@ -85,6 +88,7 @@ static void report_free(struct report *r)
 		free(r->slow[i].route);
 	}
 	free(r->slow);
+	tg_report_sql__free(r->sql);
 }
 
 static int sql_fail(sqlite3 *db, const char *path, char *err, size_t errlen)
@@ -690,8 +694,16 @@ static int print_json(FILE *out, const struct report *r)
 	slow = cJSON_AddArrayToObject(root, "slowest");
 	if (!eps || !slow)
 		goto out;
-	for (i = 0; i < r->neps; i++)
-		cJSON_AddItemToArray(eps, json_endpoint(&r->eps[i]));
+	for (i = 0; i < r->neps; i++) {
+		cJSON *e = json_endpoint(&r->eps[i]);
+		double cm = 0, mm = 0;
+
+		tg_report_sql__endpoint(r->sql, r->eps[i].method, r->eps[i].route, &cm, &mm);
+		cJSON_AddNumberToObject(e, "sql_count_mean", cm);
+		cJSON_AddNumberToObject(e, "sql_ms_mean", mm);
+		cJSON_AddItemToArray(eps, e);
+	}
+	tg_report_sql__json(root, r->sql);
 	for (i = 0; i < r->nslow; i++)
 		cJSON_AddItemToArray(slow, json_slow(&r->slow[i]));
 	text = cJSON_Print(root);
@@ -738,6 +750,8 @@ int tg_report__write(const char *db_path, const struct tg_report_opts *opts, FIL
 	if (!ret)
 		ret = load_slowest(db, db_path, opts->slowest < 0 ? DEFAULT_SLOWEST : opts->slowest,
 				   &r, err, errlen);
+	if (!ret && tg_report_sql__load(db, r.run.id, opts->n_plus_one, opts->slow_sql_ms, &r.sql))
+		snprintf(err, errlen, "the SQL part of the report could not be read");
 	sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
 	if (ret)
 		goto out;
@@ -747,9 +761,11 @@ int tg_report__write(const char *db_path, const struct tg_report_opts *opts, FIL
 		break;
 	case TG_REPORT_MARKDOWN:
 		print_markdown(out, &r);
+		tg_report_sql__print(out, r.sql, true);
 		break;
 	default:
 		print_text(out, &r);
+		tg_report_sql__print(out, r.sql, false);
 		break;
 	}
 	if (!ret && (fflush(out) || ferror(out)))

@@ -14,8 +14,10 @@ enum tg_report_format { TG_REPORT_TEXT = 0, TG_REPORT_JSON, TG_REPORT_MARKDOWN }
 
 struct tg_report_opts {
 	enum tg_report_format format;
-	int64_t run_id; /* 0: the latest run */
-	int slowest;	/* how many slowest requests to list (default 10); 0: none, < 0: 10 */
+	int64_t run_id;	    /* 0: the latest run */
+	int slowest;	    /* how many slowest requests to list (default 10); 0: none, < 0: 10 */
+	int n_plus_one;	    /* N+1 finding: same fingerprint this often in a request; 0: 5 */
+	double slow_sql_ms; /* slow statement finding threshold; 0: 100 ms */
 };
 
 /* Write the report of one run of the database at db_path to out. Opens the

@@ -44,7 +44,8 @@ struct route {
 static const struct route routes[] = {
     {"/api/status", api_status},     {"/api/runs", api_runs},
     {"/api/overview", api_overview}, {"/api/endpoints", api_endpoints},
-    {"/api/requests", api_requests},
+    {"/api/requests", api_requests}, {"/api/flamegraph", api_flamegraph},
+    {"/api/sql", api_sql},
 };
 
 bool tg_server__is_loopback(const char *listen)
@@ -177,6 +178,11 @@ static struct tg_server *server_of(struct mg_connection *conn)
 	return mg_get_request_info(conn)->user_data;
 }
 
+/* Non-JSON answers (the flame graph SVG) run only their own inline script. */
+#define SVG_HEADERS                                                                                \
+	"Cache-Control: no-store\r\nContent-Security-Policy: default-src 'none'; "                 \
+	"script-src 'unsafe-inline'; style-src 'unsafe-inline'\r\n"
+
 static int api_handler_cb(struct mg_connection *conn, void *cbdata)
 {
 	const struct route *r = cbdata;
@@ -202,11 +208,14 @@ static int api_handler_cb(struct mg_connection *conn, void *cbdata)
 		sqlite3_busy_timeout(c.db, 5000);
 		status = r->fn(&c);
 	}
-	if (status == 200 && c.out)
+	if (status == 200 && c.body)
+		send_body(conn, status, c.body_type, SVG_HEADERS, c.body, c.body_len);
+	else if (status == 200 && c.out)
 		send_json(conn, status, c.out, NULL);
 	else
 		send_error(conn, status == 200 ? 500 : status, c.err[0] ? c.err : "error", NULL);
 	cJSON_Delete(c.out);
+	free(c.body);
 	sqlite3_close(c.db);
 	return status;
 }
@@ -361,7 +370,10 @@ struct tg_server *tg_server__start(const struct tg_server_cfg *cfg, char *err, s
 		goto fail;
 	}
 	pthread_once(&lib_once, lib_init);
-	snprintf(threads, sizeof(threads), "%d", cfg->threads > 0 ? cfg->threads : 4);
+	/* A browser opens up to 6 connections and CivetWeb keeps a thread on each
+	 * kept-alive one until it idles out: with fewer threads than that, the page's
+	 * module fetches waited ~500 ms in the queue (bench/page_load.mjs). */
+	snprintf(threads, sizeof(threads), "%d", cfg->threads > 0 ? cfg->threads : 16);
 	opts[k++] = "listening_ports";
 	opts[k++] = s->listen;
 	opts[k++] = "num_threads";

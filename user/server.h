@@ -17,7 +17,7 @@ struct tg_server_cfg {
 	const char *token;   /* the API token; NULL or "" = none */
 	bool require_token;  /* check the token even on a loopback address */
 	bool live;	     /* /api/status "live": a tracer writes this database */
-	int threads;	     /* worker threads; 0 = 4 */
+	int threads;	     /* worker threads; 0 = 16 */
 };
 
 struct tg_server;

@@ -63,7 +63,8 @@ struct tg_conn_val {
 	uint64_t conn_id;
 	uint64_t seq;
 	uint8_t role;
-	uint8_t pad[7];
+	uint8_t pg;
+	uint8_t pad[6];
 };
 
 struct tg_tracer {
@@ -73,6 +74,8 @@ struct tg_tracer {
 	void *ctx;
 	uint64_t user_conn_ids; /* last conn id handed out for /proc connections */
 	bool follow_clients;
+	uint16_t pg_ports[TG_TRACER_MAX_PG_PORTS];
+	size_t npg_ports;
 	int handled;			/* events handed to fn during the current poll */
 	struct bpf_link **sample_links; /* one per CPU (NULL where a CPU is offline) */
 	int nsample_links;
@@ -263,6 +266,15 @@ static int set_tunables(struct tg_tracer *t, const struct tg_tracer_cfg *cfg, ch
 	t->skel->rodata->capture_bytes = capture;
 	t->skel->rodata->wakeup_bytes = wakeup;
 	t->skel->rodata->follow_clients = t->follow_clients;
+	t->skel->rodata->pg_capture_bytes =
+	    cfg && cfg->pg_capture_bytes && cfg->pg_capture_bytes < TG_HEAD_MAX
+		? cfg->pg_capture_bytes
+		: TG_HEAD_MAX;
+	t->npg_ports = 0;
+	for (size_t i = 0; cfg && i < cfg->npg_ports && i < TG_TRACER_MAX_PG_PORTS; i++)
+		t->pg_ports[t->npg_ports++] = cfg->pg_ports[i];
+	if (!t->npg_ports)
+		t->pg_ports[t->npg_ports++] = TG_TRACER_DEFAULT_PG_PORT;
 	t->skel->rodata->follow_children = cfg ? cfg->follow_children != 0 : true;
 	if (!cfg || !cfg->sample_hz)
 		bpf_program__set_autoload(t->skel->progs.tg_sample, false);
@@ -373,6 +385,17 @@ struct tg_tracer *tg_tracer__open(const struct tg_tracer_cfg *cfg, tg_tracer_eve
 			 msg);
 		goto fail;
 	}
+	for (size_t i = 0; i < t->npg_ports; i++) {
+		uint8_t one = 1;
+
+		if (bpf_map_update_elem(bpf_map__fd(t->skel->maps.pg_ports), &t->pg_ports[i], &one,
+					BPF_ANY)) {
+			ret = -errno;
+			snprintf(err, errlen, "cannot set the PostgreSQL ports: %s",
+				 strerror(errno));
+			goto fail;
+		}
+	}
 	ret = tg_io_bpf__attach(t->skel);
 	if (ret) {
 		libbpf_strerror(ret, msg, sizeof(msg));
@@ -406,6 +429,14 @@ static bool is_listen_port(const struct tg_sock *socks, size_t n, uint16_t port)
 	return false;
 }
 
+static bool is_pg_port(const struct tg_tracer *t, uint16_t port)
+{
+	for (size_t i = 0; i < t->npg_ports; i++)
+		if (t->pg_ports[i] == port)
+			return true;
+	return false;
+}
+
 /* Announce one established socket of pid and follow it. Returns the
  * callback's result (0 to continue). */
 static int announce_existing(struct tg_tracer *t, pid_t pid, const struct tg_sock *s, bool server)
@@ -417,7 +448,8 @@ static int announce_existing(struct tg_tracer *t, pid_t pid, const struct tg_soc
 
 	val.conn_id = TG_CONN_ID_USER_BIT | ++t->user_conn_ids;
 	val.role = server ? TG_ROLE_SERVER : TG_ROLE_CLIENT;
-	if (server || t->follow_clients) {
+	val.pg = !server && is_pg_port(t, s->rport);
+	if (server || val.pg || t->follow_clients) {
 		if (bpf_map_update_elem(bpf_map__fd(t->skel->maps.conns), &key, &val, BPF_NOEXIST))
 			return 0; /* already followed (accepted after attach), or map full */
 	}

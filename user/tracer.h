@@ -23,7 +23,17 @@ struct tg_tracer_cfg {
 	 * stack when the process runs CPython. 0 = off (default); clamped to
 	 * 1..TG_TRACER_MAX_SAMPLE_HZ. */
 	uint32_t sample_hz;
+	/* PostgreSQL server ports: client connections to them (connected after
+	 * attach, or found established in /proc by add_pid) are followed with
+	 * pg_capture_bytes of each read/write. npg_ports == 0: {5432}. At most
+	 * TG_TRACER_MAX_PG_PORTS. */
+	uint16_t pg_ports[16];
+	size_t npg_ports;
+	uint32_t pg_capture_bytes; /* 0: TG_HEAD_MAX (16 KiB; clamped to it) */
 };
+
+#define TG_TRACER_MAX_PG_PORTS 16
+#define TG_TRACER_DEFAULT_PG_PORT 5432
 
 #define TG_TRACER_DEFAULT_SAMPLE_HZ 99
 #define TG_TRACER_MAX_SAMPLE_HZ 999

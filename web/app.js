@@ -16,6 +16,8 @@ import * as overview from './overview.js';
 import * as endpoints from './endpoints.js';
 import * as requests from './requests.js';
 import * as request from './request.js';
+import * as sql from './sql.js';
+import * as flamegraphs from './flamegraphs.js';
 
 const STATUS_POLL_MS = 5000;
 
@@ -42,7 +44,7 @@ let current = null; // {view, id, handle}
 function viewFor(r) {
 	if (r.view === 'requests' && r.id)
 		return request;
-	return {overview, endpoints, requests}[r.view] || null;
+	return {overview, endpoints, requests, sql, flamegraphs}[r.view] || null;
 }
 
 function renderHeader() {

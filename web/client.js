@@ -78,3 +78,32 @@ export function carry(extra = {}) {
 	const run = currentRun();
 	return run ? {run, ...extra} : {...extra};
 }
+
+// GET /api/<path>?<params> for a non-JSON answer (the flame graph SVG): its text.
+// Errors are thrown as ApiError with the server's message, as api() does.
+export async function apiText(path, params = {}, signal = undefined) {
+	const q = new URLSearchParams();
+	for (const [k, v] of Object.entries(params))
+		if (v !== '' && v !== null && v !== undefined)
+			q.set(k, v);
+	const headers = token ? {Authorization: 'Bearer ' + token} : {};
+	let res;
+	try {
+		res = await fetch('api/' + path + '?' + q.toString(), {headers, signal, cache: 'no-store'});
+	} catch (e) {
+		if (e.name === 'AbortError')
+			throw e;
+		throw new ApiError(0, 'Cannot reach the TimeGlass server (' + e.message + ').');
+	}
+	const text = await res.text();
+	if (!res.ok) {
+		let msg = `HTTP ${res.status}`;
+		try {
+			msg = JSON.parse(text).error || msg;
+		} catch {
+			// not JSON: keep the status
+		}
+		throw new ApiError(res.status, msg);
+	}
+	return text;
+}

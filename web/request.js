@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: MIT
 // One request (GET /api/requests/ID): summary cards and, when the API sends
-// them, extra sections. Today the API sends only the fields of the requests
-// table; "sql" and "timeline" arrays (and cpu_ms and friends) are drawn when
-// present and non-empty, and nothing is shown for data that does not exist.
+// them, extra sections: its SQL statements (a waterfall placing them in the
+// request, and the list), its CPU flame graph when samples exist ("samples"),
+// a "timeline" array and cpu_ms and friends. Nothing is shown for data that
+// does not exist.
 
 import {api, href, carry} from './client.js';
 import {h, fill, fmtMsExact, fmtMs, fmtBytes, fmtAbs, fmtAgo, fmtInt, flagInfo, statusClass} from './util.js';
+import {showFlame} from './flame.js';
 
 function card(label, value, key, sub = null, cls = '') {
 	return h('div', {class: 'card ' + cls, dataset: {field: key}},
@@ -22,18 +24,55 @@ const EXTRA = [
 	['mem_bytes', 'Memory growth', fmtBytes],
 ];
 
-function sqlSection(list) {
+function sqlSection(list, r) {
 	if (!Array.isArray(list) || list.length === 0)
 		return null;
-	return h('section', {class: 'panel', id: 'sql'}, h('h2', {}, `SQL (${list.length})`),
+	const n = r.sql_count ?? list.length;
+	return h('section', {class: 'panel', id: 'sql'},
+		 h('h2', {}, `SQL (${fmtInt(n)} statement${n === 1 ? '' : 's'}` +
+		   (typeof r.sql_ms === 'number' ? `, ${fmtMs(r.sql_ms)})` : ')')),
+		 r.sql_truncated ? h('p', {class: 'muted'}, `Showing the first ${fmtInt(list.length)}.`) : null,
 		 h('table', {class: 'data compact'},
-		   h('thead', {}, h('tr', {}, h('th', {scope: 'col'}, 'Statement'),
+		   h('thead', {}, h('tr', {}, h('th', {scope: 'col', class: 'num'}, 'Start'),
+				    h('th', {scope: 'col'}, 'Statement'),
 				    h('th', {scope: 'col', class: 'num'}, 'Duration'),
 				    h('th', {scope: 'col', class: 'num'}, 'Rows'))),
 		   h('tbody', {}, list.map((q) => h('tr', {},
-			h('td', {}, h('code', {class: 'sql'}, q.query ?? q.statement ?? q.sql ?? '')),
+			h('td', {class: 'num'}, q.start_ms === undefined ? '—' : '+' + fmtMs(q.start_ms)),
+			h('td', {}, h('code', {class: 'sql'}, q.statement ?? q.query ?? q.sql ?? ''),
+			  q.error ? h('div', {class: 'bad'}, (q.sqlstate ? q.sqlstate + ': ' : '') + q.error) : null),
 			h('td', {class: 'num'}, fmtMs(q.duration_ms)),
-			h('td', {class: 'num'}, q.rows === undefined ? '—' : fmtInt(q.rows)))))));
+			h('td', {class: 'num'}, q.rows === undefined || q.rows === null || q.rows < 0 ? '—' : fmtInt(q.rows)))))));
+}
+
+// The request as a bar with its SQL statements placed by start and duration.
+function sqlWaterfall(list, r) {
+	if (!Array.isArray(list) || list.length === 0 || typeof list[0].start_ms !== 'number')
+		return null;
+	const span = Math.max(r.duration_ms || 0, ...list.map((q) => q.start_ms + (q.duration_ms || 0))) || 1;
+	const bar = (t, d, cls, title) => h('span', {class: 'tl-track'},
+		h('span', {class: 'tl-bar ' + cls, title,
+			   style: `left:${((t / span) * 100).toFixed(2)}%;width:${Math.max(0.3, ((d || 0) / span) * 100).toFixed(2)}%`}));
+	return h('section', {class: 'panel', id: 'sql-waterfall'}, h('h2', {}, 'Timeline'),
+		 h('ol', {class: 'timeline'},
+		   h('li', {class: 'tl-request'}, h('span', {class: 'tl-label'}, 'request'),
+		     bar(0, r.duration_ms ?? span, 'k-request', `the whole request: ${fmtMs(r.duration_ms)}`),
+		     h('span', {class: 'num tl-dur'}, fmtMs(r.duration_ms))),
+		   list.map((q) => h('li', {},
+			h('span', {class: 'tl-label', title: q.statement}, q.statement),
+			bar(q.start_ms, q.duration_ms, 'k-sql' + (q.error ? ' k-error' : ''),
+			    `+${fmtMs(q.start_ms)} for ${fmtMs(q.duration_ms)}`),
+			h('span', {class: 'num tl-dur'}, fmtMs(q.duration_ms))))));
+}
+
+// The request's CPU flame graph, when samples were taken during it.
+function flameSection(r) {
+	if (!(r.samples > 0))
+		return null;
+	const box = h('div', {class: 'flamebox', id: 'r-flame'});
+	showFlame(box, {request: r.id});
+	return h('section', {class: 'panel', id: 'flame'},
+		 h('h2', {}, `CPU flame graph (${fmtInt(r.samples)} sample${r.samples === 1 ? '' : 's'})`), box);
 }
 
 // A horizontal waterfall: each item {t_ms (from request start), dur_ms, kind, label}.
@@ -92,8 +131,10 @@ function render(el, r, fromList) {
 			: h('ul', {class: 'flaglist'}, flags.map((f) => h('li', {},
 				h('span', {class: 'badge flag flag-' + f}, f.replace('_', ' ')), ' ', flagInfo(f))))))),
 		timelineSection(r.timeline, r.duration_ms),
-		sqlSection(r.sql));
-	// TODO(flame graph, memory, GC): add sections here when the API sends them.
+		sqlWaterfall(r.sql, r),
+		sqlSection(r.sql, r),
+		flameSection(r));
+	// TODO(memory, GC): add sections here when the API sends them.
 }
 
 export function mount(el, route, ctx) {

@@ -43,6 +43,7 @@ enum tg_ev_type {
 	TG_EV_ROUTES = 65,	/* route templates learnt for a process (openapi paths) */
 	TG_EV_DROPS = 66,	/* ring buffer drop counter snapshot */
 	TG_EV_IGNORE_PEER = 67, /* connections from this peer port are the tracer's own */
+	TG_EV_PYSYM = 68,	/* a resolved Python frame (user/profile.h), for replay */
 };
 
 /* Direction of a data event, from the traced process's point of view. */

@@ -262,3 +262,109 @@ test('API errors are shown as a message, not a blank page', async () => {
 	// The 404 of the API call is expected here; nothing else may fail.
 	problems = problems.filter((p) => !/404/.test(p));
 });
+
+// ---- SQL and flame graphs (web/sql.js, web/flamegraphs.js, web/request.js). These need a trace
+// with PostgreSQL statements / Python samples: each test skips, saying why, only when the
+// database truly has no such rows, and asserts otherwise.
+
+const hasTable = (t) => one(`SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '${t}'`) > 0;
+const nQueries = hasTable('queries') ? one(`SELECT count(*) FROM queries WHERE ${W}`) : 0;
+const nProfile = hasTable('profile_endpoint') ? one(`SELECT count(*) FROM profile_endpoint WHERE ${W}`) : 0;
+const nReqSamples = hasTable('samples') ? one(`SELECT count(*) FROM samples WHERE ${W} AND request_id IS NOT NULL`) : 0;
+const NO_SQL = `no SQL statements in run ${RUN} of ${DB} (queries table empty): nothing to check`;
+const NO_SAMPLES = `no Python stack samples in run ${RUN} of ${DB}: nothing to check`;
+
+// Wait for the flame graph iframe under sel and return {rects, titles} of its SVG.
+async function flameContent(sel) {
+	await page.waitForFunction((s) => {
+		const f = document.querySelector(s + ' iframe.flame');
+		const d = f && f.contentDocument;
+		return !!(d && d.documentElement && d.documentElement.tagName === 'svg' &&
+			  d.querySelectorAll('rect').length > 1);
+	}, sel);
+	return page.evaluate((s) => {
+		const d = document.querySelector(s + ' iframe.flame').contentDocument;
+		return {rects: d.querySelectorAll('rect').length,
+			titles: [...d.querySelectorAll('title')].map((t) => t.textContent).join('\n')};
+	}, sel);
+}
+
+// The function names of the top stack of a set of (stack_id, count) rows.
+function leafName(fromWhere) {
+	return one(`SELECT f.name FROM ${fromWhere} JOIN stacks s ON s.id = x.stack_id
+		    JOIN frames f ON f.id = s.frame ORDER BY x.n DESC, x.stack_id LIMIT 1`);
+}
+
+test('SQL view lists the top statements of the run, by total time', async (t) => {
+	if (!nQueries)
+		return t.skip(NO_SQL);
+	const want = sql(`SELECT printf('%016x', fingerprint) AS fp, sum(coalesce(duration_ns, 0)) AS tot
+			  FROM queries WHERE ${W} GROUP BY fingerprint ORDER BY tot DESC, count(*) DESC, fingerprint
+			  LIMIT 50`);
+	await open('#/sql');
+	await page.waitForSelector('#sql-top tbody tr');
+	const got = await page.$$eval('#sql-top tbody tr', (rows) => rows.map((r) => r.dataset.fingerprint));
+	assert.equal(got.length, want.length);
+	assert.equal(got[0], want[0].fp, 'the statement with the most total time comes first');
+	assert.deepEqual(new Set(got), new Set(want.map((w) => w.fp)));
+	const stmt = one(`SELECT max(statement) FROM queries WHERE ${W} AND printf('%016x', fingerprint) = '${want[0].fp}'`);
+	assert.equal(await page.textContent('#sql-top tbody tr:first-child code.sql'), stmt);
+	await page.waitForSelector('#sql-findings');
+	await shot('sql');
+});
+
+test('a request with SQL shows its statements and a waterfall', async (t) => {
+	if (!nQueries)
+		return t.skip(NO_SQL);
+	const top = sql(`SELECT request_id AS id, count(*) AS n FROM queries WHERE ${W} AND request_id IS NOT NULL
+			 GROUP BY request_id ORDER BY n DESC, request_id LIMIT 1`)[0];
+	if (!top)
+		return t.skip(`the statements of run ${RUN} belong to no request: nothing to check`);
+	await open(`#/requests/${top.id}`);
+	await page.waitForSelector('#sql tbody tr');
+	const n = Math.min(top.n, 1000);
+	assert.equal(await page.$$eval('#sql tbody tr', (r) => r.length), n);
+	assert.equal(await page.$$eval('#sql-waterfall li', (r) => r.length), n + 1, 'the request bar and one per statement');
+	await shot('request-sql');
+});
+
+test('Flame graphs view: an endpoint\'s flame graph renders its functions; the URL is shareable', async (t) => {
+	if (!nProfile)
+		return t.skip(NO_SAMPLES + ' (profile_endpoint empty)');
+	const ep = sql(`SELECT method, route, sum(count) AS n FROM profile_endpoint WHERE ${W}
+			GROUP BY method, route ORDER BY n DESC, method, route LIMIT 1`)[0];
+	const leaf = leafName(`(SELECT stack_id, count AS n FROM profile_endpoint WHERE ${W}
+			       AND method = '${ep.method}' AND route = '${ep.route.replace(/'/g, "''")}') x`);
+	await open(`#/flamegraphs?method=${encodeURIComponent(ep.method)}&route=${encodeURIComponent(ep.route)}`);
+	const fg = await flameContent('#fg-graph');
+	assert.ok(fg.rects > 2, 'boxes drawn');
+	assert.ok(fg.titles.includes(leaf), `the hottest leaf function ${leaf} is in the graph`);
+	assert.ok(fg.titles.includes(`${ep.n} samples`) || fg.titles.includes('samples'), 'sample counts in tooltips');
+	const chosen = await page.$eval('#fg-endpoint', (s) => s.value);
+	assert.equal(chosen, JSON.stringify([ep.method, ep.route]));
+	await shot('flamegraph');
+});
+
+test('a request with samples shows its flame graph', async (t) => {
+	if (!nReqSamples)
+		return t.skip(NO_SAMPLES + ' (no sample attributed to a request)');
+	const r = sql(`SELECT request_id AS id, count(*) AS n FROM samples WHERE ${W} AND request_id IS NOT NULL
+		       GROUP BY request_id ORDER BY n DESC, request_id LIMIT 1`)[0];
+	const leaf = leafName(`(SELECT stack_id, count(*) AS n FROM samples WHERE request_id = ${r.id}
+			       GROUP BY stack_id) x`);
+	await open(`#/requests/${r.id}`);
+	await page.waitForSelector('#flame h2');
+	assert.match(await page.textContent('#flame h2'), new RegExp(`\\(${r.n} samples?\\)`));
+	const fg = await flameContent('#r-flame');
+	assert.ok(fg.titles.includes(leaf), `the hottest leaf function ${leaf} is in the graph`);
+});
+
+test('SQL and Flame graphs are in the navigation', async () => {
+	await open('#/sql');
+	await page.click('nav a[data-view="flamegraphs"]');
+	await page.waitForSelector('#fg-endpoint');
+	assert.match(page.url(), /#\/flamegraphs/);
+	await page.click('nav a[data-view="sql"]');
+	await page.waitForSelector('main h1');
+	assert.equal(await page.textContent('main h1'), 'SQL');
+});

@@ -1,0 +1,78 @@
+# SPDX-License-Identifier: MIT
+"""FastAPI app of the SQL end-to-end tests (tests/e2e/test_sql.py).
+
+PostgreSQL at TG_PG_PORT (127.0.0.1, user postgres, trust). Every endpoint
+runs a known sequence of statements; `tag` is a request-specific literal the
+test finds again in the stored texts (--capture-sql-values) to check that each
+statement was attributed to the request that ran it.
+"""
+
+import asyncio
+import os
+
+import asyncpg
+import psycopg2
+from fastapi import FastAPI, HTTPException
+
+PORT = int(os.environ["TG_PG_PORT"])
+app = FastAPI()
+pool = None
+
+
+@app.on_event("startup")
+async def startup():
+    global pool
+    pool = await asyncpg.create_pool(host="127.0.0.1", port=PORT, user="postgres",
+                                     database="postgres", min_size=4, max_size=4, ssl=False)
+
+
+@app.get("/health")
+async def health():
+    return {"ok": True}
+
+
+@app.get("/seq/{tag}")
+async def seq(tag: int):
+    """Three statements: a SELECT with the tag as a literal (simple query), an
+    INSERT and a SELECT of one row (extended protocol, prepared)."""
+    async with pool.acquire() as con:
+        await con.execute(f"SELECT {tag} AS tag, pg_sleep(0.01)")
+        await con.execute("INSERT INTO hits (tag) VALUES ($1)", tag)
+        row = await con.fetchrow("SELECT count(*) AS n FROM hits WHERE tag = $1", tag)
+    await asyncio.sleep(0)
+    return {"tag": tag, "n": row["n"]}
+
+
+@app.get("/dup/{tag}")
+async def dup(tag: int):
+    """A unique violation (SQLSTATE 23505) after a good statement."""
+    async with pool.acquire() as con:
+        await con.execute(f"SELECT {tag} AS dup")
+        try:
+            await con.execute("INSERT INTO uniq (id) VALUES (1)")
+        except asyncpg.UniqueViolationError:
+            raise HTTPException(status_code=409, detail="duplicate")
+    return {"tag": tag}
+
+
+@app.get("/nplus1/{n}")
+async def nplus1(n: int):
+    async with pool.acquire() as con:
+        for i in range(n):
+            await con.fetchval("SELECT $1::int + 1", i)
+    return {"n": n}
+
+
+@app.get("/sync/{tag}")
+def sync(tag: int):
+    """psycopg2 (libpq: sendto/recvfrom) in a thread-pool worker."""
+    con = psycopg2.connect(host="127.0.0.1", port=PORT, user="postgres", dbname="postgres",
+                           sslmode="disable")
+    try:
+        with con.cursor() as cur:
+            cur.execute("SELECT %s AS sync_tag, generate_series(1, 3)", (tag,))
+            rows = cur.fetchall()
+        con.commit()
+    finally:
+        con.close()
+    return {"rows": len(rows)}

@@ -1,0 +1,198 @@
+# SPDX-License-Identifier: MIT
+"""SQL per request, end to end: a real PostgreSQL 15 started by the test in a
+temporary directory, the app of sql_app.py (asyncpg on uvloop; psycopg2 in a
+`def` endpoint) under concurrent load, traced with --pg-port; every stored
+statement is checked against what the app ran and against PostgreSQL's own
+statement log (log_min_duration_statement = 0).
+"""
+
+import concurrent.futures
+import http.client
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+from conftest import E2E_DIR, PY, Tracer, db_rows, free_port, stop_proc, wait_ready
+
+PG_BIN = "/usr/lib/postgresql/15/bin"
+N_SEQ = 30
+
+
+def _as_postgres(*cmd, **kw):
+    return subprocess.run(["runuser", "-u", "postgres", "--"] + list(cmd), check=True,
+                          capture_output=True, text=True, **kw)
+
+
+@pytest.fixture(scope="module")
+def pg():
+    if not os.path.exists(f"{PG_BIN}/initdb"):
+        pytest.skip("postgresql-15 is not installed")
+    tmp = tempfile.mkdtemp(prefix="tg-pg-")
+    shutil.chown(tmp, "postgres", "postgres")
+    data, log = os.path.join(tmp, "data"), os.path.join(tmp, "pg.log")
+    port = free_port()
+    _as_postgres(f"{PG_BIN}/initdb", "-D", data, "-A", "trust", "-U", "postgres")
+    opts = (f"-p {port} -k {tmp} -c listen_addresses=127.0.0.1 -c log_min_duration_statement=0"
+            " -c log_line_prefix='%m [%p] ' -c fsync=off")
+    _as_postgres(f"{PG_BIN}/pg_ctl", "-D", data, "-l", log, "-o", opts, "-w", "start")
+    psql = ["runuser", "-u", "postgres", "--", "/usr/bin/psql", "-h", tmp, "-p", str(port),
+            "-U", "postgres", "-v", "ON_ERROR_STOP=1", "-c"]
+    subprocess.run(psql + ["CREATE TABLE hits (tag int); CREATE TABLE uniq (id int PRIMARY KEY);"
+                           " INSERT INTO uniq VALUES (1);"], check=True, capture_output=True)
+    yield {"port": port, "log": log}
+    _as_postgres(f"{PG_BIN}/pg_ctl", "-D", data, "-m", "fast", "-w", "stop")
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture(scope="module", params=["asyncio", "uvloop"])
+def app(pg, request):
+    port = free_port()
+    env = dict(os.environ, TG_PG_PORT=str(pg["port"]))
+    proc = subprocess.Popen([PY, "-m", "uvicorn", "sql_app:app", "--app-dir", E2E_DIR, "--host",
+                             "127.0.0.1", "--port", str(port), "--loop", request.param, "--http",
+                             "httptools", "--log-level", "warning"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_ready(port, proc=proc)
+    except Exception:
+        stop_proc(proc)
+        raise
+    yield {"port": port, "pid": proc.pid, "loop": request.param}
+    stop_proc(proc)
+
+
+def get(port, path):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        c.request("GET", path)
+        r = c.getresponse()
+        r.read()
+        return r.status
+    finally:
+        c.close()
+
+
+@pytest.fixture(scope="module")
+def traced(pg, app, tmp_path_factory):
+    """One traced run: 30 /seq requests in flight at once, 3 /dup, one
+    /nplus1/6, 3 /sync. Returns the database path."""
+    db = str(tmp_path_factory.mktemp("sql") / "tg.db")
+    tr = Tracer(["--pid", str(app["pid"]), "--db", db, "--pg-port", str(pg["port"]),
+                 "--capture-sql-values", "--no-serve", "-q"])
+    try:
+        tags = [1000 + i for i in range(N_SEQ)]
+        with concurrent.futures.ThreadPoolExecutor(N_SEQ) as ex:
+            assert all(s == 200 for s in ex.map(lambda t: get(app["port"], f"/seq/{t}"), tags))
+        for t in (1, 2, 3):
+            assert get(app["port"], f"/dup/{t}") == 409
+        assert get(app["port"], "/nplus1/6") == 200
+        for t in (7001, 7002, 7003):
+            assert get(app["port"], f"/sync/{t}") == 200
+        time.sleep(0.5)
+    finally:
+        rc = tr.stop()
+    assert rc == 0, tr.text()
+    return {"db": db, "loop": app["loop"]}
+
+
+def test_every_seq_statement_captured_once(traced):
+    traced = traced["db"]
+    for i in range(N_SEQ):
+        tag = 1000 + i
+        qs = db_rows(traced, "SELECT * FROM queries WHERE statement = ?",
+                     (f"SELECT {tag} AS tag, pg_sleep(0.01)",))
+        assert len(qs) == 1, tag
+        assert qs[0]["rows"] == 1 and qs[0]["command"] == "SELECT"
+    for text, n in (("INSERT INTO hits (tag) VALUES ($1)", N_SEQ),
+                    ("SELECT count(*) AS n FROM hits WHERE tag = $1", N_SEQ),
+                    ("INSERT INTO uniq (id) VALUES (1)", 3),
+                    ("SELECT $1::int + 1", 6)):
+        qs = db_rows(traced, "SELECT * FROM queries WHERE statement = ?", (text,))
+        assert len(qs) == n, (text, len(qs))
+        assert all(q["rows"] == 1 for q in qs if q["sqlstate"] is None)
+
+
+def test_every_seq_statement_on_its_request(traced):
+    if traced["loop"] == "uvloop":
+        pytest.skip("uvloop writes outside the task: task keys do not attribute (docs/postgres.md)")
+    traced = traced["db"]
+    reqs = {r["path"]: r for r in db_rows(traced, "SELECT * FROM requests")}
+    for i in range(N_SEQ):
+        tag = 1000 + i
+        req = reqs[f"/seq/{tag}"]
+        qs = db_rows(traced, "SELECT * FROM queries WHERE request_id = ? ORDER BY start_ns",
+                     (req["id"],))
+        texts = [q["statement"] for q in qs]
+        assert texts == [f"SELECT {tag} AS tag, pg_sleep(0.01)",
+                         "INSERT INTO hits (tag) VALUES ($1)",
+                         "SELECT count(*) AS n FROM hits WHERE tag = $1"], (tag, texts)
+        assert [q["rows"] for q in qs] == [1, 1, 1]
+        # fetchrow executes with a row limit of 1: PortalSuspended, no tag
+        assert [q["command"] for q in qs] == ["SELECT", "INSERT", None]
+        assert qs[2]["flags"] & 0x100  # TG_PG_SUSPENDED
+        assert req["sql_count"] == 3
+        assert req["sql_ns"] == sum(q["duration_ns"] for q in qs)
+        assert all(q["error"] is None and q["sqlstate"] is None for q in qs)
+        # the statements ran inside the request
+        assert qs[0]["start_ns"] >= req["start_ns"]
+        assert qs[-1]["start_ns"] + qs[-1]["duration_ns"] <= req["start_ns"] + req["duration_ns"]
+        tagged = db_rows(traced, "SELECT count(*) AS n FROM queries WHERE statement = ?",
+                         (texts[0],))
+        assert tagged[0]["n"] == 1
+
+
+def test_errors_and_n_plus_one(traced):
+    if traced["loop"] == "uvloop":
+        pytest.skip("uvloop writes outside the task: task keys do not attribute (docs/postgres.md)")
+    traced = traced["db"]
+    qs = db_rows(traced, "SELECT q.*, r.path FROM queries q JOIN requests r ON"
+                 " r.id = q.request_id WHERE q.sqlstate IS NOT NULL")
+    assert len(qs) == 3
+    for q in qs:
+        assert q["sqlstate"] == "23505"
+        assert "duplicate key" in q["error"]
+        assert q["path"].startswith("/dup/")
+        assert q["statement"] == "INSERT INTO uniq (id) VALUES (1)"
+    n1 = db_rows(traced, "SELECT count(*) AS n, count(DISTINCT q.fingerprint) AS f FROM queries q"
+                 " JOIN requests r ON r.id = q.request_id WHERE r.path = '/nplus1/6'")
+    assert n1[0]["n"] == 6 and n1[0]["f"] == 1
+
+
+def test_sync_psycopg2_captured(traced):
+    # Capture only: attribution of thread-pool work is not done yet.
+    traced = traced["db"]
+    for t in (7001, 7002, 7003):
+        qs = db_rows(traced, "SELECT * FROM queries WHERE statement LIKE ?",
+                     (f"SELECT {t} AS sync_tag%",))
+        assert len(qs) == 1, t
+        assert qs[0]["rows"] == 3 and qs[0]["command"] == "SELECT"
+
+
+def test_durations_match_server_log(traced, pg):
+    """PostgreSQL's duration (parse to end of execution, in the backend) must
+    lie inside ours (write of the query to the read of ReadyForQuery, in the
+    app): server <= ours + 0.2 ms (clock reads at different points), and ours
+    <= server + 25 ms for 90 % of them (two loopback hops, the app's loop busy
+    with 29 other requests, 2 vCPUs shared with PostgreSQL and the tracer) and
+    <= server + 150 ms for all (one run had the first statement after attach
+    wait 80 ms for the loop)."""
+    traced = traced["db"]
+    with open(pg["log"]) as f:
+        log = f.read()
+    server = {int(m.group(2)): float(m.group(1)) for m in re.finditer(
+        r"duration: ([0-9.]+) ms  statement: SELECT (\d+) AS tag", log)}
+    ours = {int(q["statement"].split()[1]): q["duration_ns"] / 1e6 for q in db_rows(
+        traced, "SELECT * FROM queries WHERE statement LIKE 'SELECT % AS tag, pg_sleep%'")}
+    assert len(ours) == N_SEQ
+    close = 0
+    for tag, ms in ours.items():
+        assert tag in server, tag
+        assert server[tag] <= ms + 0.2, (tag, server[tag], ms)
+        assert ms <= server[tag] + 150, (tag, server[tag], ms)
+        close += ms <= server[tag] + 25
+    assert close >= 0.9 * N_SEQ, (close, ours, server)

@@ -1,0 +1,419 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Samples -> symbols -> requests -> store (profile.h). Symbols are kept in
+ * two tables that live as long as the profile (the writer thread reads the
+ * frames they hold): frames interned by (qualname, file, line), so each has
+ * one struct tg_pframe whose address the writer caches, and instruction
+ * sites (pid, code, tag, lasti) -> frame. A site missing at trace time is
+ * read from the process (pysym.h) and announced as a TG_EV_PYSYM event, so
+ * the recording holds it before the sample that needed it; a site missing at
+ * replay is "[unknown]". Sites that failed to resolve are remembered too
+ * (not announced), so a bad address costs one read.
+ */
+#include "profile.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "attrib.h"
+#include "log.h"
+#include "profile_store.h"
+#include "pysym.h"
+#include "timeglass/events.h"
+#include "u64map.h"
+
+#define TICK_NS 100000000ULL
+#define CLAIM_BATCH 256
+
+struct pframe {
+	struct tg_pframe f;
+	struct pframe *next; /* same hash */
+};
+
+struct site {
+	uint32_t pid, tag, lasti;
+	uint64_t code;
+	const struct tg_pframe *f;
+	struct site *next; /* same hash */
+};
+
+struct item {
+	struct tg_psample s;
+	const struct tg_pframe *frames[];
+};
+
+struct tg_profile {
+	struct tg_profile_cfg cfg;
+	struct tg_pysym *sym; /* live only */
+	struct tg_pstore *ps;
+	struct tg_attrib *attrib;
+	struct tg_u64map frames; /* hash(name, file, line) -> struct pframe chain */
+	struct tg_u64map sites;	 /* hash(pid, code, tag, lasti) -> struct site chain */
+	const struct tg_pframe *unknown, *freed;
+	uint64_t last_tick;
+	bool finished;
+	struct tg_profile_stats stats;
+};
+
+static uint64_t mix(uint64_t h, uint64_t v)
+{
+	h ^= v + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
+	return h;
+}
+
+static uint64_t fix_key(uint64_t k)
+{
+	return k == 0 || k == UINT64_MAX ? 1 : k;
+}
+
+static uint64_t str_hash(uint64_t h, const char *s)
+{
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
+	return h;
+}
+
+/* The one struct tg_pframe of (name, file, line), or NULL (ENOMEM). */
+static const struct tg_pframe *intern(struct tg_profile *p, const char *name, const char *file,
+				      int line)
+{
+	uint64_t k = fix_key(
+	    mix(str_hash(str_hash(0xcbf29ce484222325ULL, name), file), (uint64_t)(uint32_t)line));
+	struct pframe *head = tg_u64map__get(&p->frames, k), *f;
+
+	for (f = head; f; f = f->next)
+		if (f->f.line == line && !strcmp(f->f.name, name) && !strcmp(f->f.file, file))
+			return &f->f;
+	f = calloc(1, sizeof(*f));
+	if (!f)
+		return NULL;
+	f->f.name = strdup(name);
+	f->f.file = strdup(file);
+	f->f.line = line;
+	f->next = head;
+	if (!f->f.name || !f->f.file || tg_u64map__put(&p->frames, k, f)) {
+		free((char *)f->f.name);
+		free((char *)f->f.file);
+		free(f);
+		return NULL;
+	}
+	return &f->f;
+}
+
+static uint64_t site_key(uint32_t pid, uint64_t code, uint32_t tag, uint32_t lasti)
+{
+	return fix_key(mix(mix(mix(code, pid), tag), lasti));
+}
+
+static struct site *site_get(struct tg_profile *p, uint32_t pid, uint64_t code, uint32_t tag,
+			     uint32_t lasti)
+{
+	struct site *s = tg_u64map__get(&p->sites, site_key(pid, code, tag, lasti));
+
+	for (; s; s = s->next)
+		if (s->pid == pid && s->code == code && s->tag == tag && s->lasti == lasti)
+			return s;
+	return NULL;
+}
+
+static int site_put(struct tg_profile *p, uint32_t pid, uint64_t code, uint32_t tag, uint32_t lasti,
+		    const struct tg_pframe *f)
+{
+	uint64_t k = site_key(pid, code, tag, lasti);
+	struct site *s = site_get(p, pid, code, tag, lasti);
+
+	if (s) {
+		s->f = f;
+		return 0;
+	}
+	s = malloc(sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	*s = (struct site){.pid = pid, .tag = tag, .lasti = lasti, .code = code, .f = f};
+	s->next = tg_u64map__get(&p->sites, k);
+	if (tg_u64map__put(&p->sites, k, s)) {
+		free(s);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* Copy s into buf with tabs and line breaks made '?' (they separate fields). */
+static const char *clean(const char *s, char *buf, size_t len)
+{
+	size_t i;
+
+	for (i = 0; s[i] && i + 1 < len; i++)
+		buf[i] = s[i] == '\t' || s[i] == '\n' || s[i] == '\r' ? '?' : s[i];
+	buf[i] = '\0';
+	return buf;
+}
+
+/* The frame of one sampled site. */
+static const struct tg_pframe *symbolise(struct tg_profile *p, uint32_t pid,
+					 const struct tg_py_frame *fr)
+{
+	struct site *s = site_get(p, pid, fr->code, fr->tag, fr->lasti);
+	const struct tg_pframe *f;
+	struct tg_pysym_frame out;
+	char name[512], file[1024], *text = NULL;
+	int ret;
+
+	if (s)
+		return s->f;
+	if (!p->sym) {
+		p->stats.unknown++;
+		return p->unknown;
+	}
+	ret = tg_pysym__resolve(p->sym, (pid_t)pid, fr->code, fr->lasti, fr->tag, &out);
+	if (ret) {
+		f = ret == -ESTALE ? p->freed : p->unknown;
+		p->stats.unknown++;
+		/* A stale site stays stale; other failures (unreadable memory) too. */
+		site_put(p, pid, fr->code, fr->tag, fr->lasti, f);
+		return f;
+	}
+	clean(out.qualname ? out.qualname : "?", name, sizeof(name));
+	clean(out.filename ? out.filename : "?", file, sizeof(file));
+	f = intern(p, name, file, out.line);
+	if (!f || site_put(p, pid, fr->code, fr->tag, fr->lasti, f))
+		return p->unknown;
+	p->stats.symbolised++;
+	if (p->cfg.emit &&
+	    asprintf(&text, "%" PRIu32 " 0x%" PRIx64 " %" PRIu32 " %" PRIu32 "\t%s\t%s\t%d", pid,
+		     (uint64_t)fr->code, fr->tag, fr->lasti, name, file, out.line) >= 0) {
+		p->cfg.emit(p->cfg.ctx, pid, text);
+		free(text);
+	}
+	return f;
+}
+
+static void resolve(void *ctx, void *arg, int64_t request_id)
+{
+	struct tg_profile *p = ctx;
+	struct item *it = arg;
+
+	if (p->finished) { /* freed without finish: the store may be gone */
+		free(it);
+		return;
+	}
+	it->s.request_id = request_id;
+	if (request_id > 0)
+		p->stats.attributed++;
+	it->s.frames = it->frames;
+	if (tg_pstore__add(p->ps, &it->s))
+		tg_warn("could not queue a sample for the database");
+	free(it);
+}
+
+struct tg_profile *tg_profile__new(const struct tg_profile_cfg *cfg)
+{
+	struct tg_profile *p = calloc(1, sizeof(*p));
+	char text[32];
+
+	if (!p)
+		goto err;
+	p->cfg = *cfg;
+	if (!p->cfg.horizon_ns)
+		p->cfg.horizon_ns = 30000000000ULL;
+	if (tg_u64map__init(&p->frames, 1024) || tg_u64map__init(&p->sites, 4096))
+		goto err;
+	p->unknown = intern(p, "[unknown]", "?", 0);
+	p->freed = intern(p, "[freed code object]", "?", 0);
+	if (!p->unknown || !p->freed)
+		goto err;
+	p->ps = tg_pstore__new(cfg->store);
+	if (!p->ps)
+		goto err;
+	p->attrib = tg_attrib__new(p->cfg.horizon_ns, resolve, p);
+	if (!p->attrib)
+		goto err;
+	if (cfg->live && !(p->sym = tg_pysym__new()))
+		goto err;
+	if (cfg->sample_hz) {
+		tg_pstore__set_hz(p->ps, cfg->sample_hz);
+		snprintf(text, sizeof(text), "hz %" PRIu32, cfg->sample_hz);
+		if (cfg->emit)
+			cfg->emit(cfg->ctx, 0, text);
+	}
+	return p;
+err:
+	tg_profile__free(p);
+	errno = ENOMEM;
+	return NULL;
+}
+
+static int on_sample(struct tg_profile *p, const struct tg_ev_sample *e, size_t size)
+{
+	size_t n = e->nframes, i;
+	struct item *it;
+
+	if (size < sizeof(*e) + n * sizeof(e->frames[0]))
+		return -EBADMSG;
+	p->stats.samples++;
+	it = malloc(sizeof(*it) + n * sizeof(const struct tg_pframe *));
+	if (!it)
+		return 0;
+	it->s = (struct tg_psample){.ts_ns = e->hdr.ts_ns,
+				    .pid = e->hdr.pid,
+				    .tid = e->hdr.tid,
+				    .flags = e->flags,
+				    .nframes = n};
+	/* Root first: frames[] in the event are innermost first. */
+	for (i = 0; i < n; i++)
+		it->frames[i] = symbolise(p, e->hdr.pid, &e->frames[n - 1 - i]);
+	if (e->hdr.ts_ns > p->last_tick + TICK_NS) {
+		tg_attrib__tick(p->attrib, e->hdr.ts_ns);
+		p->last_tick = e->hdr.ts_ns;
+	}
+	tg_attrib__item(p->attrib, e->hdr.pid, e->task_ctx, e->hdr.ts_ns, it);
+	return 0;
+}
+
+/* "PID CODE TAG LASTI\tQUALNAME\tFILE\tLINE" or "hz N". */
+static int on_pysym(struct tg_profile *p, const struct tg_ev_text *e, size_t size)
+{
+	size_t tlen = size - sizeof(*e);
+	unsigned long long pid, code, tag, lasti;
+	const struct tg_pframe *f;
+	char *text, *name, *file, *line, *end;
+	long ln;
+	int ret = -EBADMSG;
+
+	if (!tlen || !memchr(e->text, '\0', tlen))
+		return -EBADMSG;
+	text = strdup(e->text);
+	if (!text)
+		return 0;
+	if (!strncmp(text, "hz ", 3)) {
+		ln = strtol(text + 3, &end, 10);
+		if (ln > 0 && ln < 100000 && !*end) {
+			tg_pstore__set_hz(p->ps, (uint32_t)ln);
+			ret = 0;
+		}
+		goto out;
+	}
+	name = strchr(text, '\t');
+	file = name ? strchr(name + 1, '\t') : NULL;
+	line = file ? strchr(file + 1, '\t') : NULL;
+	if (!line)
+		goto out;
+	*name++ = *file++ = *line++ = '\0';
+	errno = 0;
+	pid = strtoull(text, &end, 10);
+	code = strtoull(end, &end, 0);
+	tag = strtoull(end, &end, 10);
+	lasti = strtoull(end, &end, 10);
+	ln = strtol(line, &line, 10);
+	if (errno || *end || *line || pid > UINT32_MAX || tag > UINT32_MAX || lasti > UINT32_MAX)
+		goto out;
+	f = intern(p, name, file, (int)ln);
+	ret = 0;
+	if (f && !site_put(p, (uint32_t)pid, code, (uint32_t)tag, (uint32_t)lasti, f))
+		p->stats.symbolised++;
+out:
+	free(text);
+	return ret;
+}
+
+int tg_profile__event(struct tg_profile *p, const void *ev, size_t size)
+{
+	const struct tg_ev_hdr *h = ev;
+	int ret = 0;
+
+	if (size < sizeof(*h) || h->size != size)
+		return -EBADMSG;
+	if (h->type == TG_EV_SAMPLE)
+		ret = size < sizeof(struct tg_ev_sample) ? -EBADMSG : on_sample(p, ev, size);
+	else if (h->type == TG_EV_PYSYM)
+		ret = size <= sizeof(struct tg_ev_text) ? -EBADMSG : on_pysym(p, ev, size);
+	else if (h->type == TG_EV_PROC && size >= sizeof(struct tg_ev_proc) && p->sym) {
+		const struct tg_ev_proc *e = ev;
+
+		if (e->kind == TG_PROC_EXIT || e->kind == TG_PROC_EXEC)
+			tg_pysym__forget(p->sym, (pid_t)h->pid);
+	}
+	if (ret)
+		p->stats.malformed++;
+	return ret;
+}
+
+void tg_profile__request(struct tg_profile *p, const struct tg_request *req, int64_t id)
+{
+	void *out[CLAIM_BATCH];
+	size_t n, i;
+
+	if (!p || p->finished || !req->task_key)
+		return;
+	do {
+		n = tg_attrib__claim(p->attrib, req->pid, req->task_key, req->start_ns, req->end_ns,
+				     out, CLAIM_BATCH);
+		for (i = 0; i < n; i++)
+			resolve(p, out[i], id);
+	} while (n == CLAIM_BATCH);
+	if (id > 0)
+		tg_attrib__request_stored(p->attrib, req->pid, req->task_key, req->start_ns,
+					  req->end_ns, id);
+}
+
+void tg_profile__finish(struct tg_profile *p)
+{
+	if (!p || p->finished)
+		return;
+	tg_attrib__free(p->attrib);
+	p->attrib = NULL;
+	tg_pstore__finish(p->ps);
+	p->finished = true;
+}
+
+void tg_profile__stats(const struct tg_profile *p, struct tg_profile_stats *out)
+{
+	*out = p->stats;
+}
+
+static void free_chains(struct tg_u64map *m, bool frames)
+{
+	size_t pos = 0;
+	uint64_t k;
+	void *v;
+
+	while (tg_u64map__next(m, &pos, &k, &v)) {
+		if (frames) {
+			struct pframe *f = v, *next;
+
+			for (; f; f = next) {
+				next = f->next;
+				free((char *)f->f.name);
+				free((char *)f->f.file);
+				free(f);
+			}
+		} else {
+			struct site *s = v, *next;
+
+			for (; s; s = next) {
+				next = s->next;
+				free(s);
+			}
+		}
+	}
+	tg_u64map__destroy(m);
+}
+
+void tg_profile__free(struct tg_profile *p)
+{
+	if (!p)
+		return;
+	if (p->attrib) {
+		/* Not finished: drop held samples without writing them. */
+		p->finished = true;
+		tg_attrib__free(p->attrib);
+	}
+	tg_pysym__free(p->sym);
+	tg_pstore__free(p->ps);
+	free_chains(&p->sites, false);
+	free_chains(&p->frames, true);
+	free(p);
+}

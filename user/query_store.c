@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The queries table writer (query_store.h). A queued statement is copied
+ * (only the used part of its text); the INSERT runs on the writer thread
+ * inside the batch transaction, so a rolled back batch loses nothing twice.
+ */
+#include "query_store.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void bind_text(sqlite3_stmt *st, int i, const char *s)
+{
+	if (s[0])
+		sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, i);
+}
+
+static int insert(sqlite3 *db, void *arg, int64_t run_id, uint64_t mono_to_epoch_ns)
+{
+	const struct tg_query *q = arg;
+	sqlite3_stmt *st = NULL;
+	int rc;
+
+	rc = sqlite3_prepare_v2(
+	    db,
+	    "INSERT INTO queries (run_id, request_id, pid, tid, conn_id, start_ns,"
+	    " duration_ns, first_row_ns, statement, fingerprint, command, rows,"
+	    " error, sqlstate, db_user, db_name, flags) VALUES"
+	    " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+	    -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return rc;
+	sqlite3_bind_int64(st, 1, run_id);
+	if (q->request_id)
+		sqlite3_bind_int64(st, 2, q->request_id);
+	sqlite3_bind_int64(st, 3, q->pid);
+	sqlite3_bind_int64(st, 4, q->tid);
+	sqlite3_bind_int64(st, 5, (int64_t)q->conn_id);
+	sqlite3_bind_int64(st, 6, (int64_t)(q->start_ns + mono_to_epoch_ns));
+	sqlite3_bind_int64(st, 7, (int64_t)(q->end_ns - q->start_ns));
+	if (q->first_row_ns >= q->start_ns && q->first_row_ns)
+		sqlite3_bind_int64(st, 8, (int64_t)(q->first_row_ns - q->start_ns));
+	sqlite3_bind_text(st, 9, q->statement, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 10, (int64_t)q->fingerprint);
+	bind_text(st, 11, q->command);
+	if (q->rows >= 0)
+		sqlite3_bind_int64(st, 12, q->rows);
+	bind_text(st, 13, q->error);
+	bind_text(st, 14, q->sqlstate);
+	bind_text(st, 15, q->db_user);
+	bind_text(st, 16, q->db_name);
+	sqlite3_bind_int64(st, 17, q->flags);
+	rc = sqlite3_step(st);
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+int tg_query_store__add(struct tg_store *s, const struct tg_query *q)
+{
+	size_t n = strnlen(q->statement, sizeof(q->statement) - 1);
+	struct tg_query *copy = malloc(sizeof(*copy));
+
+	if (!copy)
+		return -ENOMEM;
+	memcpy(copy, q, offsetof(struct tg_query, statement) + n);
+	copy->statement[n] = '\0';
+	return tg_store__call(s, insert, copy, free);
+}
