@@ -202,6 +202,18 @@ export function mount(el, route, ctx) {
 				tbody.append(row(r, baseNs(), open));
 			}
 			next = d.next;
+			// A filtered search stops after a time budget and may return a short
+			// page with a cursor (docs/api.md): keep going until the page is full.
+			for (let i = 0; i < 20 && next && seen.size < PAGE; i++) {
+				const m = await api('requests', {...query(params), limit: PAGE - seen.size, after: next}, signal);
+				for (const r of m.requests) {
+					if (seen.has(r.id))
+						continue;
+					seen.add(r.id);
+					tbody.append(row(r, baseNs(), open));
+				}
+				next = m.next;
+			}
 			updateSummary();
 		} catch (e) {
 			if (e.name === 'AbortError')
