@@ -35,6 +35,7 @@ for s in "${SUITES[@]}"; do
 		mkdir -p tests/artifacts/fuzz
 		for f in build-fuzz/tests/fuzz_*; do
 			[ $st -eq 0 ] || break
+			[ -f "$f" ] && [ -x "$f" ] || continue # skip meson's fuzz_*.p object dirs
 			name=$(basename "$f")
 			corpus=tests/fuzz/corpus/${name#fuzz_}
 			work=$(mktemp -d)
