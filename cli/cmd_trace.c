@@ -296,11 +296,14 @@ static size_t alive_targets(const struct trace *tr)
 	return n;
 }
 
-static void status_line(struct trace *tr, uint64_t started, uint64_t *last_reqs, bool tty)
+static void status_line(struct trace *tr, uint64_t started, uint64_t *last_reqs, uint64_t *last_ns,
+			bool tty)
 {
 	struct tg_tracer_counters c;
 	struct tg_pipeline_stats ps;
-	double secs = (double)(now_ns() - started) / 1e9;
+	uint64_t now = now_ns();
+	double secs = (double)(now - started) / 1e9;
+	double since = (double)(now - (*last_ns ? *last_ns : started)) / 1e9;
 
 	tg_tracer__counters(tr->tracer, &c);
 	tg_pipeline__stats(tr->s.pipe, &ps);
@@ -308,9 +311,10 @@ static void status_line(struct trace *tr, uint64_t started, uint64_t *last_reqs,
 	    stderr,
 	    "%s[timeglass] %6.1fs  targets %zu  requests %llu (%llu/s)  events %llu  drops %llu%s",
 	    tty ? "\r" : "", secs, alive_targets(tr), (unsigned long long)ps.requests,
-	    (unsigned long long)(ps.requests - *last_reqs), (unsigned long long)c.emitted,
-	    (unsigned long long)c.dropped, tty ? "   " : "\n");
+	    (unsigned long long)(since > 0 ? (double)(ps.requests - *last_reqs) / since : 0),
+	    (unsigned long long)c.emitted, (unsigned long long)c.dropped, tty ? "   " : "\n");
 	*last_reqs = ps.requests;
+	*last_ns = now;
 }
 
 /* Fork the live dashboard: the child waits on a pipe until the database
@@ -480,7 +484,8 @@ int cmd_trace(int argc, char **argv)
 	double duration = 0;
 	bool report = false;
 	char err[512] = "", targets[600] = "", *end;
-	uint64_t started, deadline = 0, next_tick, last_reqs = 0, last_dropped = 0;
+	uint64_t started, deadline = 0, next_tick, last_reqs = 0, last_dropped = 0,
+			  last_status_ns = 0;
 	int c, ret, go_fd = -1, status = TG_EXIT_OK;
 	bool tty = isatty(STDERR_FILENO), serve = true;
 	struct tg_server_cfg scfg_srv = {.listen = "127.0.0.1:7070", .live = true};
@@ -765,7 +770,7 @@ int cmd_trace(int argc, char **argv)
 			last_dropped = counters.dropped;
 		}
 		if (!tr.quiet && (tty || (now - started) / NS_PER_SEC % 10 == 0))
-			status_line(&tr, started, &last_reqs, tty);
+			status_line(&tr, started, &last_reqs, &last_status_ns, tty);
 	}
 	if (tty && !tr.quiet)
 		fputc('\n', stderr);

@@ -5,9 +5,11 @@
 N concurrent workers, each on its own keep-alive HTTP/1.1 connection, send a
 weighted mix of the demo app's endpoints for a given duration, then print the
 requests sent per endpoint and the status counts. A connection the server
-closes (uvicorn closes after a 500) is reopened transparently.
+closes (uvicorn closes after a 500) is reopened transparently. --db adds the
+app's PostgreSQL endpoints (/db/*, only when it runs with DATABASE_URL).
 
     /usr/bin/python3 examples/load.py --port 8000 --concurrency 8 --duration 15
+    /usr/bin/python3 examples/load.py --port 8000 --db
 """
 
 import argparse
@@ -35,6 +37,16 @@ MIX = [
     ("GET /big", 2, "GET", "/big?size=65536", b""),
 ]
 
+# The /db/* endpoints (--db): the app needs DATABASE_URL, else they answer 503.
+DB_MIX = [
+    ("GET /db/items/{item_id}", 12, "GET", "/db/items/{dbid}", b""),
+    ("GET /db/items", 5, "GET", "/db/items?limit=10", b""),
+    ("GET /db/orders/n-plus-one", 5, "GET", "/db/orders/n-plus-one", b""),
+    ("POST /db/orders", 3, "POST", "/db/orders", b'{"item_id": 2, "qty": 3}'),
+    ("GET /db/sync-items", 3, "GET", "/db/sync-items?limit=5", b""),
+    ("GET /db/error", 1, "GET", "/db/error", b""),
+]
+
 
 class Stats:
     def __init__(self):
@@ -47,6 +59,7 @@ class Stats:
 def fill(target, rng):
     return target.format(
         id=rng.choice([1, 2, 3, 42, 7, 1000]),
+        dbid=rng.choice([1, 2, 3, 4, 5, 6, 7, 8, 999]),
         ms=rng.choice([10, 20, 50]),
         q=rng.choice(["ham", "wrench", "x"]),
         page=rng.randint(1, 5),
@@ -78,11 +91,11 @@ async def read_response(reader, method):
     return status, headers.get("connection", "").lower() != "close"
 
 
-async def worker(host, port, deadline, weights, stats, seed):
+async def worker(host, port, deadline, mix, weights, stats, seed):
     rng = random.Random(seed)
     reader = writer = None
     while time.monotonic() < deadline:
-        name, _, method, target, body = rng.choices(MIX, weights=weights)[0]
+        name, _, method, target, body = rng.choices(mix, weights=weights)[0]
         if body is None:
             body = b"u" * rng.choice([0, 1024, 16384, 262144])
         try:
@@ -118,8 +131,9 @@ def pct(values, p):
 
 
 async def main_async(args):
-    names = [m[0] for m in MIX]
-    weights = [m[1] for m in MIX]
+    mix = MIX + DB_MIX if args.db else MIX
+    names = [m[0] for m in mix]
+    weights = [m[1] for m in mix]
     if args.only:
         weights = [w if n in args.only else 0 for n, w in zip(names, weights)]
         if not any(weights):
@@ -129,7 +143,7 @@ async def main_async(args):
     t0 = time.monotonic()
     await asyncio.gather(
         *(
-            worker(args.host, args.port, deadline, weights, stats, args.seed + i)
+            worker(args.host, args.port, deadline, mix, weights, stats, args.seed + i)
             for i in range(args.concurrency)
         )
     )
@@ -143,6 +157,7 @@ def main():
     ap.add_argument("-c", "--concurrency", type=int, default=8, help="connections (default 8)")
     ap.add_argument("-d", "--duration", type=float, default=15.0, help="seconds (default 15)")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--db", action="store_true", help="add the /db/* endpoints (app with DATABASE_URL)")
     ap.add_argument("--only", action="append", help='only this endpoint, e.g. "GET /hello" (repeatable)')
     args = ap.parse_args()
 

@@ -171,12 +171,18 @@ static int load_findings(sqlite3 *db, int64_t run_id, struct tg_report_sql *r)
 {
 	int ret;
 
-	ret = add_findings(db, run_id, r, "n_plus_one",
-			   "SELECT count(*) AS c, min(q.statement), q.request_id, r.method, r.path,"
-			   " '' FROM queries q JOIN requests r ON r.id = q.request_id"
-			   " WHERE q.run_id = ? GROUP BY q.request_id, q.fingerprint HAVING c >= ?"
-			   " ORDER BY c DESC LIMIT 10",
-			   r->n_plus_one);
+	/* One finding per (endpoint, statement): the most repeats seen in one
+	 * request, an example request, and how many requests did it. */
+	ret = add_findings(
+	    db, run_id, r, "n_plus_one",
+	    "SELECT max(c), min(statement), min(request_id), method, route,"
+	    " printf('%d requests', count(*)) FROM ("
+	    " SELECT count(*) AS c, min(q.statement) AS statement, q.request_id,"
+	    " r.method AS method, coalesce(r.route, r.path) AS route, q.fingerprint AS fp"
+	    " FROM queries q JOIN requests r ON r.id = q.request_id"
+	    " WHERE q.run_id = ? GROUP BY q.request_id, q.fingerprint HAVING c >= ?)"
+	    " GROUP BY method, route, fp ORDER BY max(c) DESC, count(*) DESC LIMIT 10",
+	    r->n_plus_one);
 	if (!ret)
 		ret = add_findings(
 		    db, run_id, r, "slow_statement",
@@ -300,8 +306,10 @@ static void print_finding(FILE *out, const struct tg_report_sql *r, const cJSON 
 	fputs(md ? "- " : "  ", out);
 	if (!strcmp(kind, "n_plus_one"))
 		fprintf(out,
-			"N+1: %s %s ran the same statement %.0f times (>= %d): ", str(f, "method"),
-			str(f, "path"), num(f, "value"), r->n_plus_one);
+			"N+1: %s %s ran the same statement up to %.0f times per request (>= %d) in "
+			"%s, e.g. request %.0f: ",
+			str(f, "method"), str(f, "path"), num(f, "value"), r->n_plus_one,
+			str(f, "detail"), num(f, "request_id"));
 	else if (!strcmp(kind, "slow_statement"))
 		fprintf(out, "slow statement: %.2f ms (>= %.0f ms) in %s %s: ", num(f, "value"),
 			r->slow_ms, str(f, "method")[0] ? str(f, "method") : "(no request)",
