@@ -134,18 +134,12 @@ int cmd_serve(int argc, char **argv)
 	}
 	if (prepare_db(cfg.db_path))
 		return TG_EXIT_FAIL;
-	cfg.require_token = cfg.token != NULL; /* a token given is always checked */
-	if (!tg_server__is_loopback(cfg.listen)) {
-		cfg.require_token = true;
-		if (!cfg.token) {
-			if (tg_server__gen_token(token, sizeof(token))) {
-				fprintf(stderr, "timeglass serve: cannot generate a token\n");
-				return TG_EXIT_FAIL;
-			}
-			cfg.token = token;
-			printf("token: %s\n", token);
-		}
+	if (tg_server__apply_token_policy(&cfg, token, sizeof(token))) {
+		fprintf(stderr, "timeglass serve: cannot generate a token\n");
+		return TG_EXIT_FAIL;
 	}
+	if (cfg.token == token)
+		printf("token: %s\n", token);
 	printf("timeglass: dashboard for %s on http://%s/%s%s\n", cfg.db_path, cfg.listen,
 	       cfg.token ? "?token=" : "", cfg.token ? cfg.token : "");
 	fflush(stdout);

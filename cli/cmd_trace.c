@@ -650,17 +650,9 @@ int cmd_trace(int argc, char **argv)
 	scfg.live_symbols = true;
 	if (serve) {
 		scfg_srv.db_path = scfg.db_path;
-		scfg_srv.require_token = scfg_srv.token != NULL;
-		if (!tg_server__is_loopback(scfg_srv.listen)) {
-			scfg_srv.require_token = true;
-			if (!scfg_srv.token) {
-				if (tg_server__gen_token(token, sizeof(token))) {
-					fprintf(stderr,
-						"timeglass trace: cannot generate a token\n");
-					return TG_EXIT_FAIL;
-				}
-				scfg_srv.token = token;
-			}
+		if (tg_server__apply_token_policy(&scfg_srv, token, sizeof(token))) {
+			fprintf(stderr, "timeglass trace: cannot generate a token\n");
+			return TG_EXIT_FAIL;
 		}
 		/* Forked before the store's writer thread exists: the child is single-threaded. */
 		server_pid = start_server(&scfg_srv, &server_go);

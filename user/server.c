@@ -435,6 +435,23 @@ void tg_server__stop(struct tg_server *s)
 	free(s);
 }
 
+int tg_server__apply_token_policy(struct tg_server_cfg *cfg, char *buf, size_t len)
+{
+	int ret;
+
+	cfg->require_token = cfg->token && *cfg->token;
+	if (tg_server__is_loopback(cfg->listen))
+		return 0;
+	cfg->require_token = true;
+	if (cfg->token && *cfg->token)
+		return 0;
+	ret = tg_server__gen_token(buf, len);
+	if (ret)
+		return ret;
+	cfg->token = buf;
+	return 0;
+}
+
 int tg_server__run_forever(const struct tg_server_cfg *cfg)
 {
 	struct tg_server *s;

@@ -30,6 +30,11 @@ bool tg_server__is_loopback(const char *listen);
  * Returns 0 or -errno. */
 int tg_server__gen_token(char *buf, size_t len);
 
+/* Apply the token policy to cfg: a token given is always checked; a
+ * non-loopback listen address always needs one, generated into buf (len >= 33)
+ * when none was given. Returns 0, or -errno when no token could be made. */
+int tg_server__apply_token_policy(struct tg_server_cfg *cfg, char *buf, size_t len);
+
 /* Start serving cfg (copied). A non-loopback listen address without a token
  * is refused (-EINVAL). The database is not opened here: a missing file is
  * reported by the API (500) so a server can start before the tracer creates
