@@ -9,6 +9,16 @@
  * the recording holds it before the sample that needed it; a site missing at
  * replay is "[unknown]". Sites that failed to resolve are remembered too
  * (not announced), so a bad address costs one read.
+ *
+ * Task -> connection (pytask.h): a sample whose root coroutine is a uvicorn
+ * request task is read once live for its peer port and held under the key
+ * PEER_KEY | port instead of its task key; a finished request claims both its
+ * task key and its peer key. The resolution (pid, coroutine) -> port is
+ * cached until the end of the request it pointed to (a coroutine address is
+ * reused once its task is gone: a later sample reads it again), valid only
+ * for samples after the connection's previous request ended (a sample read
+ * late may find a newer task at its coroutine's address), and announced as
+ * "task PID CORO CTX PORT FROM" so replay uses the same ports.
  */
 #include "profile.h"
 
@@ -22,11 +32,15 @@
 #include "log.h"
 #include "profile_store.h"
 #include "pysym.h"
+#include "pytask.h"
 #include "timeglass/events.h"
 #include "u64map.h"
 
 #define TICK_NS 100000000ULL
 #define CLAIM_BATCH 256
+#define PEER_KEY (1ULL << 63)  /* attribution key of a peer port (never a user address) */
+#define NEG_TTL_NS 50000000ULL /* a coroutine that is no request task is read again after this */
+#define MAX_TASKS 4096	       /* tasks or connections cached before idle ones are dropped */
 
 struct pframe {
 	struct tg_pframe f;
@@ -38,6 +52,31 @@ struct site {
 	uint64_t code;
 	const struct tg_pframe *f;
 	struct site *next; /* same hash */
+};
+
+/* A task (pid, root coroutine, Context) resolved to a peer port (0: no
+ * request task). Both addresses are reused after the task is gone. */
+struct task {
+	uint32_t pid;
+	uint16_t port;
+	uint64_t coro, ctx;
+	uint64_t from;	/* samples before this time get no port (they predate the task) */
+	uint64_t until; /* live, port 0: valid for samples up to this time */
+	uint64_t gen;	/* live, port set: requests finished on the connection when read */
+};
+
+/* A connection (pid, peer port) seen in task reads or finished requests (live). */
+struct conn {
+	uint32_t pid;
+	uint16_t port;
+	uint64_t nreq;	   /* requests finished on it */
+	uint64_t last_end; /* end of the last one */
+};
+
+struct pyproc {
+	uint32_t pid;
+	int err;
+	struct tg_py_offsets off;
 };
 
 struct item {
@@ -52,6 +91,10 @@ struct tg_profile {
 	struct tg_attrib *attrib;
 	struct tg_u64map frames; /* hash(name, file, line) -> struct pframe chain */
 	struct tg_u64map sites;	 /* hash(pid, code, tag, lasti) -> struct site chain */
+	struct tg_u64map tasks;	 /* hash(pid, coro, ctx) -> struct task */
+	struct tg_u64map ports;	 /* hash(pid, port) -> struct conn (live) */
+	struct pyproc *procs;	 /* runtimes read for task resolution (live) */
+	size_t nprocs;
 	const struct tg_pframe *unknown, *freed;
 	uint64_t last_tick;
 	bool finished;
@@ -191,6 +234,195 @@ static const struct tg_pframe *symbolise(struct tg_profile *p, uint32_t pid,
 	return f;
 }
 
+static uint64_t task_key(uint32_t pid, uint64_t coro, uint64_t ctx)
+{
+	return fix_key(mix(mix(coro, ctx), pid));
+}
+
+static uint64_t port_key(uint32_t pid, uint16_t port)
+{
+	return fix_key(mix(PEER_KEY | port, pid));
+}
+
+/* The connection (pid, port), created when asked; NULL on a hash collision. */
+static struct conn *conn_get(struct tg_profile *p, uint32_t pid, uint16_t port, bool create)
+{
+	uint64_t k = port_key(pid, port);
+	struct conn *c = tg_u64map__get(&p->ports, k);
+
+	if (c || !create)
+		return c && c->pid == pid && c->port == port ? c : NULL;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	*c = (struct conn){.pid = pid, .port = port};
+	if (tg_u64map__put(&p->ports, k, c)) {
+		free(c);
+		return NULL;
+	}
+	return c;
+}
+
+/* The task entry of (pid, coro, ctx); created (never valid) when asked. */
+static struct task *task_get(struct tg_profile *p, uint32_t pid, uint64_t coro, uint64_t ctx,
+			     bool create)
+{
+	uint64_t k = task_key(pid, coro, ctx);
+	struct task *t = tg_u64map__get(&p->tasks, k);
+
+	if (t && (t->pid != pid || t->coro != coro || t->ctx != ctx)) {
+		if (!create)
+			return NULL;
+		/* Hash collision: the slot is taken over. */
+		*t = (struct task){.pid = pid, .coro = coro, .ctx = ctx};
+		return t;
+	}
+	if (t || !create)
+		return t;
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return NULL;
+	*t = (struct task){.pid = pid, .coro = coro, .ctx = ctx};
+	if (tg_u64map__put(&p->tasks, k, t)) {
+		free(t);
+		return NULL;
+	}
+	return t;
+}
+
+/* Drop the tasks and connections of pid (pid 0: all), or with now_ns the
+ * tasks and connections idle for the horizon. */
+static void tasks_purge(struct tg_profile *p, uint32_t pid, uint64_t now_ns)
+{
+	size_t pos = 0;
+	uint64_t k;
+	void *v;
+
+	while (tg_u64map__next(&p->tasks, &pos, &k, &v)) {
+		struct task *t = v;
+
+		if (now_ns ? t->until + p->cfg.horizon_ns < now_ns : !pid || t->pid == pid) {
+			tg_u64map__del(&p->tasks, k);
+			free(t);
+		}
+	}
+	pos = 0;
+	while (tg_u64map__next(&p->ports, &pos, &k, &v)) {
+		struct conn *c = v;
+
+		if (now_ns ? c->last_end + p->cfg.horizon_ns < now_ns : !pid || c->pid == pid) {
+			tg_u64map__del(&p->ports, k);
+			free(c);
+		}
+	}
+}
+
+/* Offsets of pid's runtime for task reads, or NULL. */
+static const struct tg_py_offsets *task_offsets(struct tg_profile *p, uint32_t pid)
+{
+	struct tg_pyruntime rt;
+	struct pyproc *pp;
+	int ret;
+
+	for (size_t i = 0; i < p->nprocs; i++)
+		if (p->procs[i].pid == pid)
+			return p->procs[i].err ? NULL : &p->procs[i].off;
+	ret = tg_pyruntime__detect((pid_t)pid, &rt);
+	if (ret == -ESRCH || ret == -EPERM || ret == -EACCES)
+		return NULL; /* not cached: may work later */
+	pp = realloc(p->procs, (p->nprocs + 1) * sizeof(*pp));
+	if (!pp)
+		return NULL;
+	p->procs = pp;
+	pp[p->nprocs] = (struct pyproc){.pid = pid, .err = ret, .off = rt.off};
+	p->nprocs++;
+	return ret ? NULL : &pp[p->nprocs - 1].off;
+}
+
+static void task_forget_proc(struct tg_profile *p, uint32_t pid)
+{
+	for (size_t i = 0; i < p->nprocs; i++) {
+		if (p->procs[i].pid == pid) {
+			p->procs[i] = p->procs[--p->nprocs];
+			break;
+		}
+	}
+	tasks_purge(p, pid, 0);
+}
+
+/* Read coroutine t->coro of a sample at ts again and announce a change. */
+static void task_read(struct tg_profile *p, struct task *t, uint64_t ts)
+{
+	const struct tg_py_offsets *off = task_offsets(p, t->pid);
+	uint16_t port = 0, old = t->port;
+	uint64_t old_from = t->from;
+	struct conn *c;
+	char text[160];
+
+	if (!off || tg_pytask__peer_port((pid_t)t->pid, off, t->coro, &port))
+		port = 0;
+	c = port ? conn_get(p, t->pid, port, true) : NULL;
+	t->port = c ? port : 0;
+	t->from = ts > NEG_TTL_NS ? ts - NEG_TTL_NS : 0;
+	t->until = ts + NEG_TTL_NS;
+	if (c) {
+		/* The task serves the connection's current request: it started
+		 * after the previous one ended. */
+		t->from = c->last_end + 1;
+		t->until = ts;
+		t->gen = c->nreq;
+		p->stats.tasks++;
+	}
+	if ((t->port != old || t->from != old_from) && p->cfg.emit) {
+		snprintf(text, sizeof(text),
+			 "task %" PRIu32 " 0x%" PRIx64 " 0x%" PRIx64 " %u %" PRIu64, t->pid,
+			 t->coro, t->ctx, (unsigned)t->port, t->from);
+		p->cfg.emit(p->cfg.ctx, t->pid, text);
+	}
+}
+
+/* Live: whether t's resolution holds for a sample at ts. */
+static bool task_valid(struct tg_profile *p, const struct task *t, uint64_t ts)
+{
+	const struct conn *c;
+
+	if (!t->until)
+		return false; /* never read */
+	if (!t->port)
+		return ts <= t->until && ts + NEG_TTL_NS >= t->from;
+	c = conn_get(p, t->pid, t->port, false);
+	if (!c || ts < t->from)
+		return false;
+	/* Its request is running, or ended after ts (a late sample). */
+	return c->nreq == t->gen || (c->nreq == t->gen + 1 && ts <= c->last_end);
+}
+
+/* The peer port of the request task of a sample at ts (0: none known). */
+static uint16_t task_port(struct tg_profile *p, uint32_t pid, uint64_t coro, uint64_t ctx,
+			  uint64_t ts)
+{
+	struct task *t = task_get(p, pid, coro, ctx, p->sym != NULL);
+
+	if (!t)
+		return 0;
+	if (p->sym && !task_valid(p, t, ts))
+		task_read(p, t, ts);
+	return ts >= t->from ? t->port : 0;
+}
+
+/* The port of a peer "1.2.3.4:5678" / "[::1]:5678", or 0. */
+static uint16_t peer_port(const char *peer)
+{
+	const char *c = strrchr(peer, ':');
+	char *end;
+	unsigned long v;
+
+	if (!c || !c[1])
+		return 0;
+	v = strtoul(c + 1, &end, 10);
+	return *end || v > UINT16_MAX ? 0 : (uint16_t)v;
+}
+
 static void resolve(void *ctx, void *arg, int64_t request_id)
 {
 	struct tg_profile *p = ctx;
@@ -219,7 +451,8 @@ struct tg_profile *tg_profile__new(const struct tg_profile_cfg *cfg)
 	p->cfg = *cfg;
 	if (!p->cfg.horizon_ns)
 		p->cfg.horizon_ns = 30000000000ULL;
-	if (tg_u64map__init(&p->frames, 1024) || tg_u64map__init(&p->sites, 4096))
+	if (tg_u64map__init(&p->frames, 1024) || tg_u64map__init(&p->sites, 4096) ||
+	    tg_u64map__init(&p->tasks, 256) || tg_u64map__init(&p->ports, 256))
 		goto err;
 	p->unknown = intern(p, "[unknown]", "?", 0);
 	p->freed = intern(p, "[freed code object]", "?", 0);
@@ -249,7 +482,9 @@ err:
 static int on_sample(struct tg_profile *p, const struct tg_ev_sample *e, size_t size)
 {
 	size_t n = e->nframes, i;
+	uint64_t key = e->task_ctx;
 	struct item *it;
+	uint16_t port;
 
 	if (size < sizeof(*e) + n * sizeof(e->frames[0]))
 		return -EBADMSG;
@@ -268,12 +503,37 @@ static int on_sample(struct tg_profile *p, const struct tg_ev_sample *e, size_t 
 	if (e->hdr.ts_ns > p->last_tick + TICK_NS) {
 		tg_attrib__tick(p->attrib, e->hdr.ts_ns);
 		p->last_tick = e->hdr.ts_ns;
+		if (p->tasks.live > MAX_TASKS || p->ports.live > MAX_TASKS)
+			tasks_purge(p, 0, e->hdr.ts_ns);
 	}
-	tg_attrib__item(p->attrib, e->hdr.pid, e->task_ctx, e->hdr.ts_ns, it);
+	port = e->task_coro ? task_port(p, e->hdr.pid, e->task_coro, e->task_ctx, e->hdr.ts_ns) : 0;
+	if (port)
+		key = PEER_KEY | port;
+	tg_attrib__item(p->attrib, e->hdr.pid, key, e->hdr.ts_ns, it);
 	return 0;
 }
 
-/* "PID CODE TAG LASTI\tQUALNAME\tFILE\tLINE" or "hz N". */
+/* "PID CORO CTX PORT FROM" (after "task "): replay's task -> port. */
+static int on_task(struct tg_profile *p, const char *text)
+{
+	unsigned long long pid, coro, ctx, port, from;
+	struct task *t;
+	int n = -1;
+
+	if (sscanf(text, "%llu %llx %llx %llu %llu%n", &pid, &coro, &ctx, &port, &from, &n) != 5 ||
+	    n < 0 || text[n] || !pid || pid > UINT32_MAX || !coro || port > UINT16_MAX)
+		return -EBADMSG;
+	if (p->sym)
+		return 0; /* live: own reads */
+	t = task_get(p, (uint32_t)pid, coro, ctx, true);
+	if (t) {
+		t->port = (uint16_t)port;
+		t->from = from;
+	}
+	return 0;
+}
+
+/* "PID CODE TAG LASTI\tQUALNAME\tFILE\tLINE", "task ..." or "hz N". */
 static int on_pysym(struct tg_profile *p, const struct tg_ev_text *e, size_t size)
 {
 	size_t tlen = size - sizeof(*e);
@@ -294,6 +554,10 @@ static int on_pysym(struct tg_profile *p, const struct tg_ev_text *e, size_t siz
 			tg_pstore__set_hz(p->ps, (uint32_t)ln);
 			ret = 0;
 		}
+		goto out;
+	}
+	if (!strncmp(text, "task ", 5)) {
+		ret = on_task(p, text + 5);
 		goto out;
 	}
 	name = strchr(text, '\t');
@@ -333,30 +597,53 @@ int tg_profile__event(struct tg_profile *p, const void *ev, size_t size)
 	else if (h->type == TG_EV_PROC && size >= sizeof(struct tg_ev_proc) && p->sym) {
 		const struct tg_ev_proc *e = ev;
 
-		if (e->kind == TG_PROC_EXIT || e->kind == TG_PROC_EXEC)
+		if (e->kind == TG_PROC_EXIT || e->kind == TG_PROC_EXEC) {
 			tg_pysym__forget(p->sym, (pid_t)h->pid);
+			task_forget_proc(p, h->pid);
+		}
 	}
 	if (ret)
 		p->stats.malformed++;
 	return ret;
 }
 
-void tg_profile__request(struct tg_profile *p, const struct tg_request *req, int64_t id)
+static void claim(struct tg_profile *p, const struct tg_request *req, uint64_t key, int64_t id)
 {
 	void *out[CLAIM_BATCH];
 	size_t n, i;
 
-	if (!p || p->finished || !req->task_key)
-		return;
 	do {
-		n = tg_attrib__claim(p->attrib, req->pid, req->task_key, req->start_ns, req->end_ns,
-				     out, CLAIM_BATCH);
+		n = tg_attrib__claim(p->attrib, req->pid, key, req->start_ns, req->end_ns, out,
+				     CLAIM_BATCH);
 		for (i = 0; i < n; i++)
 			resolve(p, out[i], id);
 	} while (n == CLAIM_BATCH);
 	if (id > 0)
-		tg_attrib__request_stored(p->attrib, req->pid, req->task_key, req->start_ns,
-					  req->end_ns, id);
+		tg_attrib__request_stored(p->attrib, req->pid, key, req->start_ns, req->end_ns, id);
+}
+
+void tg_profile__request(struct tg_profile *p, const struct tg_request *req, int64_t id)
+{
+	uint16_t port;
+	struct conn *c;
+
+	if (!p || p->finished)
+		return;
+	if (req->task_key)
+		claim(p, req, req->task_key, id);
+	port = peer_port(req->peer);
+	if (!port)
+		return;
+	claim(p, req, PEER_KEY | port, id);
+	if (!p->sym)
+		return;
+	/* The tasks read to serve this connection end with its request: their
+	 * addresses may serve another one after (task_valid). */
+	c = conn_get(p, req->pid, port, true);
+	if (c) {
+		c->nreq++;
+		c->last_end = req->end_ns;
+	}
 }
 
 void tg_profile__finish(struct tg_profile *p)
@@ -413,6 +700,10 @@ void tg_profile__free(struct tg_profile *p)
 	}
 	tg_pysym__free(p->sym);
 	tg_pstore__free(p->ps);
+	tasks_purge(p, 0, 0);
+	tg_u64map__destroy(&p->tasks);
+	tg_u64map__destroy(&p->ports);
+	free(p->procs);
 	free_chains(&p->sites, false);
 	free_chains(&p->frames, true);
 	free(p);

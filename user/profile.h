@@ -23,8 +23,11 @@ struct tg_store;
  * A userspace event (struct tg_ev_text) that only appears in recordings: a
  * frame symbolised at trace time, text "PID CODE TAG LASTI\tQUALNAME\tFILE\tLINE"
  * (CODE in hex with 0x, the others decimal), written before the first sample
- * that needs it; or "hz N": the run sampled at N Hz. Its type, TG_EV_PYSYM,
- * is in include/timeglass/events.h.
+ * that needs it; "task PID CORO CTX PORT FROM": from here on, samples of pid
+ * at or after time FROM (ns) whose root coroutine is at CORO and task Context
+ * at CTX (hex, 0x) belong to the connection with peer port PORT (0: to no
+ * connection; earlier samples to none; pytask.h); or "hz N": the run sampled
+ * at N Hz. Its type, TG_EV_PYSYM, is in include/timeglass/events.h.
  */
 
 /* Write a TG_EV_PYSYM event with text for pid to the recording (live mode). */
@@ -42,6 +45,7 @@ struct tg_profile_cfg {
 struct tg_profile_stats {
 	uint64_t samples;    /* TG_EV_SAMPLE events taken */
 	uint64_t attributed; /* samples resolved to a request */
+	uint64_t tasks;	     /* request tasks resolved to a connection (live reads) */
 	uint64_t symbolised; /* frames symbolised (live reads or TG_EV_PYSYM) */
 	uint64_t unknown;    /* frames that could not be symbolised */
 	uint64_t malformed;  /* events rejected */

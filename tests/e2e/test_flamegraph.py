@@ -9,11 +9,11 @@ A's samples 70/30 (±10 points), never mix A's and B's functions, and name the
 functions, files and hot-loop lines right; a per-request graph of one A
 request holds alpha; a replay of the recording gives the same graphs.
 
-The server runs the stdlib asyncio loop: with uvloop, response writes are
-queued and flushed by the loop outside the request's task, so the task key of
-the response write (attrib.h) is the loop's own Context and samples stay
-unattributed (docs/flamegraph.md, limits). test_uvloop_attribution is xfail
-until that is solved.
+The server runs the stdlib asyncio loop; test_uvloop_attribution runs the same
+load on uvloop, where response writes are flushed outside the request's task
+(so the response's task key says nothing) and samples are attributed through
+the task's own objects instead: run_asgi's scope["client"] port names the
+connection (user/pytask.c, docs/flamegraph.md).
 """
 
 import collections
@@ -182,19 +182,30 @@ def test_replay_same_graphs(traced):
     assert db_rows(db2, "SELECT sample_hz FROM runs")[0]["sample_hz"] == 999
 
 
-@pytest.mark.xfail(reason="uvloop flushes response writes outside the request's task: the "
-                          "response's task key is the loop's (docs/flamegraph.md)", strict=False)
 def test_uvloop_attribution(tmp_path):
-    db = str(tmp_path / "u.db")
+    db, rec, db2 = str(tmp_path / "u.db"), str(tmp_path / "u.rec"), str(tmp_path / "r.db")
     app, port = start_app("uvloop")
     try:
-        tracer = Tracer(["--pid", str(app.pid), "--db", db, "--sample-hz", "999", "--no-serve",
-                         "-q"])
+        tracer = Tracer(["--pid", str(app.pid), "--db", db, "--record", rec, "--sample-hz", "999",
+                         "--no-serve", "-q"])
         try:
-            load(port, seconds=3)
+            done = load(port, seconds=4)
         finally:
-            tracer.stop()
+            assert tracer.stop() == 0, tracer.text()
     finally:
         stop_proc(app)
+    assert done["/a"] > 10 and done["/b"] > 10
     _, a = folded(db, "--route", "/a")
-    assert sum(n for _, n in a) > 50 and share(a, "alpha") > 0.5
+    _, b = folded(db, "--route", "/b")
+    assert sum(n for _, n in a) > done["/a"] * 5, (sum(n for _, n in a), done)
+    alpha, beta = share(a, "alpha"), share(a, "beta")
+    assert abs(alpha - 0.70) <= 0.10, (alpha, beta)
+    assert abs(beta - 0.30) <= 0.10, (alpha, beta)
+    assert share(a, "gamma") == 0
+    assert share(b, "alpha") == 0 and share(b, "beta") == 0
+    assert share(b, "gamma") > 0.8
+    # Replay attributes through the recorded "task" resolutions the same way.
+    r = run_timeglass("replay", rec, "--db", db2, timeout=120)
+    assert r.returncode == 0, r.stderr
+    for route in ("/a", "/b"):
+        assert folded(db, "--route", route)[0] == folded(db2, "--route", route)[0]

@@ -354,6 +354,78 @@ static void test_attribute_and_fold(void **state)
 	tg_profile__free(p);
 }
 
+static struct tg_ev_sample *task_sample(uint64_t ts, uint64_t coro, uint64_t ctx, size_t *size)
+{
+	const uint64_t codes[] = {0xa0};
+	struct tg_ev_sample *e = sample(ts, ctx, codes, 1, size);
+
+	e->task_coro = coro;
+	return e;
+}
+
+static int64_t count_for(struct fx *f, int64_t id)
+{
+	char sql[96];
+
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM samples WHERE request_id = %lld",
+		 (long long)id);
+	return q_int(f->path, sql);
+}
+
+/* Replay of "task" lines (uvloop): samples go to the request on the peer
+ * port their task was read to serve, whatever the response's task key;
+ * samples before FROM, and after a line with port 0, go by task key. */
+static void test_task_lines_attribute_by_peer(void **state)
+{
+	struct fx *f = *state;
+	struct tg_profile_cfg cfg = {.store = f->store};
+	struct tg_profile *p = tg_profile__new(&cfg);
+	const uint64_t loop = 0x7f00000f0000ULL, coro = 0x7f0000100000ULL;
+	struct tg_profile_stats st;
+	struct tg_request ra, rb, rc;
+	int64_t ida, idb, idc;
+	size_t size;
+
+	assert_non_null(p);
+	pysym(p, "task 4242 0x10 0x20", -EBADMSG);
+	pysym(p, "task 4242 0x10 0x20 70000 0", -EBADMSG);
+	pysym(p, "task 0 0x10 0x20 80 0", -EBADMSG);
+	pysym(p, "task 4242 0x10 0x20 80 0 junk", -EBADMSG);
+	pysym(p, "task 4242 0x7f0000100000 0xc1 5001 100", 0);
+	pysym(p, "task 4242 0x7f0000200000 0xc2 5002 0", 0);
+	FEED(task_sample(90, coro, 0xc1, &size), 0);		   /* before FROM: by key 0xc1 */
+	FEED(task_sample(150, coro, 0xc1, &size), 0);		   /* port 5001 */
+	FEED(task_sample(160, 0x7f0000200000ULL, 0xc2, &size), 0); /* port 5002 */
+	FEED(task_sample(170, coro, 0xc9, &size), 0);		   /* another task (ctx): by key */
+	ida = add_request(f, "GET", "/a", loop, 80, 200, &ra);
+	snprintf(ra.peer, sizeof(ra.peer), "127.0.0.1:5001");
+	tg_profile__request(p, &ra, ida);
+	idb = add_request(f, "GET", "/b", loop, 100, 200, &rb);
+	snprintf(rb.peer, sizeof(rb.peer), "[::1]:5002");
+	tg_profile__request(p, &rb, idb);
+	/* The coroutine now serves nothing (port 0): by key, which a request
+	 * with that key claims. */
+	pysym(p, "task 4242 0x7f0000100000 0xc1 0 0", 0);
+	FEED(task_sample(300, coro, 0xc1, &size), 0);
+	idc = add_request(f, "GET", "/c", 0xc1, 250, 350, &rc);
+	snprintf(rc.peer, sizeof(rc.peer), "127.0.0.1:5001");
+	tg_profile__request(p, &rc, idc);
+	tg_profile__finish(p);
+	assert_int_equal(tg_store__flush(f->store), 0);
+	tg_profile__stats(p, &st);
+	assert_int_equal(st.malformed, 4);
+	assert_int_equal(st.samples, 5);
+	assert_int_equal(st.attributed, 3);
+	assert_int_equal(count_for(f, ida), 1);
+	assert_int_equal(count_for(f, idb), 1);
+	assert_int_equal(count_for(f, idc), 1);
+	assert_int_equal(q_int(f->path, "SELECT count(*) FROM samples WHERE request_id IS NULL"),
+			 2);
+	tg_store__close(f->store);
+	f->store = NULL;
+	tg_profile__free(p);
+}
+
 /* Freed without finish (an error path): held samples are dropped, no leak. */
 static void test_free_unfinished(void **state)
 {
@@ -378,6 +450,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_intern_trie, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_cache_reset_after_rollback, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_attribute_and_fold, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_task_lines_attribute_by_peer, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_free_unfinished, setup, teardown),
 	};
 
