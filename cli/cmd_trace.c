@@ -99,6 +99,8 @@ static void usage(FILE *out)
 	    "  --record FILE        also write the raw event stream to FILE (for `replay`)\n"
 	    "  --capture-query-values  store query-string values (default: names only)\n"
 	    "  --capture-bytes N    bytes of each server read/write copied (default 1024)\n"
+	    "  --ring-kib N         ring buffer size in KiB, a power of two (default 16384);\n"
+	    "                       a full ring drops events, counted and flagged on requests\n"
 	    "  --pg-port PORT       PostgreSQL server port whose client connections are\n"
 	    "                       followed (repeatable; default 5432)\n"
 	    "  --capture-sql-values store SQL texts with literal values (default: $n)\n"
@@ -460,6 +462,7 @@ int cmd_trace(int argc, char **argv)
 	    {"record", required_argument, NULL, 'R'},
 	    {"capture-query-values", no_argument, NULL, 'Q'},
 	    {"capture-bytes", required_argument, NULL, 'c'},
+	    {"ring-kib", required_argument, NULL, 'K'},
 	    {"pg-port", required_argument, NULL, 300},
 	    {"capture-sql-values", no_argument, NULL, 301},
 	    {"sample-hz", required_argument, NULL, 302},
@@ -576,6 +579,19 @@ int cmd_trace(int argc, char **argv)
 				return TG_EXIT_USAGE;
 			}
 			tcfg.capture_bytes = (uint32_t)v;
+			break;
+		}
+		case 'K': {
+			long v = strtol(optarg, &end, 10);
+
+			/* the kernel wants a power of two, at least a page */
+			if (*end || v < 4 || v > 1048576 || (v & (v - 1))) {
+				fprintf(stderr,
+					"timeglass trace: --ring-kib must be a power of two, "
+					"4..1048576\n");
+				return TG_EXIT_USAGE;
+			}
+			tcfg.ring_bytes = (uint32_t)v * 1024;
 			break;
 		}
 		case 'q':

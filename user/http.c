@@ -1054,8 +1054,15 @@ void tg_http__feed(struct tg_http_conn *c, const struct tg_segment *seg)
 
 void tg_http__gap(struct tg_http_conn *c)
 {
+	bool in_progress;
+
 	if (!c || c->abandoned)
 		return;
+	/* Nothing under way means whole exchanges may have vanished with the lost
+	 * events: the next request carries the flag, so the loss is visible. */
+	in_progress = c->qn || c->rq_e || c->rs_e || c->rq_st != RQ_IDLE;
+	if (!in_progress)
+		c->rq_pend |= TG_REQ_LOST_EVENTS;
 	rq_partial(c, TG_REQ_LOST_EVENTS);
 	c->rq_e = NULL;
 	c->rs_e = NULL;

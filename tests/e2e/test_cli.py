@@ -166,3 +166,46 @@ def test_trace_serves_live_dashboard_unprivileged(tmp_path):
             t.stop()
         app.stop()
         shutil.rmtree(work)
+
+
+def test_full_ring_buffer_loses_nothing_silently(tmp_path):
+    """A ring buffer too small for the traffic drops events: the tracer keeps
+    going, counts the drops, flags the requests that lost events, reports it,
+    and the database stays intact."""
+    import sqlite3
+
+    from httpraw import RawConn
+
+    db = str(tmp_path / "ring.db")
+    app = App()
+    try:
+        # 4 KiB ring, 16 KiB heads: every read of an upload body is larger than
+        # the whole ring and is dropped; small requests still fit.
+        t = Tracer(["--pid", str(app.pid), "--db", db, "-q", "--no-serve", "--ring-kib", "4",
+                    "--capture-bytes", "16384", "--sample-hz", "0"])
+        sent_small = 0
+        for i in range(20):
+            c = RawConn(app.port)
+            try:
+                _, r = c.request("POST", "/upload", [("Content-Type", "application/octet-stream")],
+                                 b"x" * 200_000)
+                assert r.status == 200
+                _, r = c.request("GET", f"/items/{i % 5}")
+                sent_small += 1
+            finally:
+                c.close()
+        assert t.stop() == 0, t.text()
+    finally:
+        app.stop()
+    run = db_rows(db, "SELECT events, dropped_events FROM runs")[0]
+    assert run["dropped_events"] > 0, run
+    lost = db_rows(db, "SELECT count(*) AS n FROM requests WHERE flags & 2")[0]["n"]
+    assert lost > 0
+    # the small requests after a loss resynchronise and are stored
+    small = db_rows(db, "SELECT count(*) AS n FROM requests WHERE route = '/items/{item_id}'")
+    assert small[0]["n"] >= sent_small * 0.5, small
+    con = sqlite3.connect(db)
+    assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    con.close()
+    text = run_timeglass("report", "--db", db).stdout
+    assert "dropped" in text and str(run["dropped_events"]) in text, text

@@ -190,6 +190,28 @@ static void test_lost_events(void **state)
 	tg_pipeline__free(p);
 }
 
+/* A whole exchange lost between two others (a full ring buffer): nothing was
+ * in progress to flag, so the next request carries the loss. */
+static void test_whole_exchange_lost(void **state)
+{
+	struct sink s;
+	struct tg_pipeline *p = new_pipe(&s);
+
+	(void)state;
+	feed_conn(p, 100, 7, 1, 40000, 1000);
+	feed_data(p, 100, 7, 1, 0, TG_DIR_IN, "GET /a HTTP/1.1\r\n\r\n", 2000);
+	feed_data(p, 100, 7, 1, 1, TG_DIR_OUT, resp_ok, 3000);
+	/* seq 2 and 3 (GET /lost and its response) were dropped */
+	feed_data(p, 100, 7, 1, 4, TG_DIR_IN, "GET /b HTTP/1.1\r\n\r\n", 6000);
+	feed_data(p, 100, 7, 1, 5, TG_DIR_OUT, resp_ok, 7000);
+	assert_int_equal(s.n, 2);
+	assert_false(s.reqs[0].flags & TG_REQ_LOST_EVENTS);
+	assert_string_equal(s.reqs[1].target, "/b");
+	assert_int_equal(s.reqs[1].status, 200);
+	assert_true(s.reqs[1].flags & TG_REQ_LOST_EVENTS);
+	tg_pipeline__free(p);
+}
+
 static void test_lost_before_close(void **state)
 {
 	struct sink s;
@@ -308,6 +330,7 @@ int main(void)
 	    cmocka_unit_test(test_routes_event),
 	    cmocka_unit_test(test_fd_reuse_without_close),
 	    cmocka_unit_test(test_lost_events),
+	    cmocka_unit_test(test_whole_exchange_lost),
 	    cmocka_unit_test(test_lost_before_close),
 	    cmocka_unit_test(test_ignored_peer),
 	    cmocka_unit_test(test_process_exit_closes),
