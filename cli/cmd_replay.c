@@ -7,7 +7,9 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -19,20 +21,21 @@
 
 static void usage(FILE *out)
 {
-	fprintf(out,
-		"usage: timeglass replay FILE [--db DB] [--capture-query-values] [--stats]\n\n"
-		"Rebuild requests from FILE (made by `timeglass trace --record FILE`) into DB\n"
-		"(default ./timeglass.db) as a new run. --stats prints events/s.\n");
+	fprintf(
+	    out,
+	    "usage: timeglass replay FILE [--db DB] [--capture-query-values] [--pg-port PORT]...\n"
+	    "                        [--stats]\n\n"
+	    "Rebuild requests from FILE (made by `timeglass trace --record FILE`) into DB\n"
+	    "(default ./timeglass.db) as a new run. --pg-port: the PostgreSQL ports the trace\n"
+	    "used (default 5432). --stats prints events/s.\n");
 }
 
 int cmd_replay(int argc, char **argv)
 {
 	static const struct option opts[] = {
-	    {"db", required_argument, NULL, 'd'},
-	    {"capture-query-values", no_argument, NULL, 'q'},
-	    {"stats", no_argument, NULL, 's'},
-	    {"help", no_argument, NULL, 'h'},
-	    {0},
+	    {"db", required_argument, NULL, 'd'}, {"capture-query-values", no_argument, NULL, 'q'},
+	    {"stats", no_argument, NULL, 's'},	  {"pg-port", required_argument, NULL, 'P'},
+	    {"help", no_argument, NULL, 'h'},	  {0},
 	};
 	struct tg_session_cfg cfg = {.db_path = "timeglass.db"};
 	struct tg_pipeline_stats ps;
@@ -44,6 +47,8 @@ int cmd_replay(int argc, char **argv)
 	const void *ev;
 	size_t size;
 	uint64_t n = 0;
+	uint16_t pg[16];
+	size_t npg = 0;
 	int c, ret, stats = 0, status = TG_EXIT_OK;
 
 	optind = 1;
@@ -58,6 +63,19 @@ int cmd_replay(int argc, char **argv)
 		case 's':
 			stats = 1;
 			break;
+		case 'P': {
+			char *end;
+			long v = strtol(optarg, &end, 10);
+
+			if (*end || v <= 0 || v > 65535 || npg == sizeof(pg) / sizeof(pg[0])) {
+				fprintf(stderr, "timeglass replay: bad --pg-port '%s'\n", optarg);
+				return TG_EXIT_USAGE;
+			}
+			pg[npg++] = (uint16_t)v;
+			cfg.pg_ports = pg;
+			cfg.npg_ports = npg;
+			break;
+		}
 		case 'h':
 			usage(stdout);
 			return TG_EXIT_OK;

@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from conftest import E2E_DIR, PY, Tracer, db_rows, free_port, stop_proc, wait_ready
+from conftest import E2E_DIR, PY, Tracer, db_rows, free_port, run_timeglass, stop_proc, wait_ready
 
 PG_BIN = "/usr/lib/postgresql/15/bin"
 N_SEQ = 30
@@ -196,3 +196,38 @@ def test_durations_match_server_log(traced, pg):
         assert ms <= server[tag] + 150, (tag, server[tag], ms)
         close += ms <= server[tag] + 25
     assert close >= 0.9 * N_SEQ, (close, ours, server)
+
+
+def test_prepared_before_attach_labelled_not_dropped(pg, app, tmp_path):
+    """asyncpg's named statements prepared before the tracer attached show as
+    'unknown prepared statement <name>', one row per execution, never dropped."""
+    for t in range(16):  # prepare on every pooled connection, untraced
+        assert get(app["port"], f"/seq/{5000 + t}") == 200
+    db = str(tmp_path / "prep.db")
+    rec = str(tmp_path / "prep.tgrec")
+    tr = Tracer(["--pid", str(app["pid"]), "--db", db, "--pg-port", str(pg["port"]),
+                 "--capture-sql-values", "--no-serve", "-q", "--record", rec])
+    try:
+        for t in range(8):
+            assert get(app["port"], f"/seq/{6000 + t}") == 200
+        time.sleep(0.5)
+    finally:
+        assert tr.stop() == 0, tr.text()
+    rows = db_rows(db, "SELECT statement, flags FROM queries WHERE statement NOT LIKE '%pg_sleep%'"
+                       " AND statement NOT LIKE 'SELECT pg_advisory_unlock_all%'")
+    simple = db_rows(db, "SELECT count(*) AS n FROM queries WHERE statement LIKE 'SELECT 60%'")
+    assert simple[0]["n"] == 8
+    unknown = [r for r in rows if r["statement"].startswith("unknown prepared statement")]
+    assert unknown, rows
+    assert all("__asyncpg_stmt_" in r["statement"] for r in unknown), unknown
+    # each request ran two prepared statements: all 16 executions are there
+    assert len(rows) == 16, rows
+    # the recording replays into the same statements (normalised by default)
+    db2 = str(tmp_path / "replayed.db")
+    r = run_timeglass("replay", rec, "--db", db2, "--pg-port", str(pg["port"]))
+    assert r.returncode == 0, r.stderr
+    want = db_rows(db, "SELECT count(*) AS n, count(request_id) AS a FROM queries")[0]
+    got = db_rows(db2, "SELECT count(*) AS n, count(request_id) AS a FROM queries")[0]
+    assert got == want
+    assert db_rows(db2, "SELECT count(*) AS n FROM queries WHERE statement LIKE 'SELECT 60%'"
+                        " OR statement LIKE '%6000%'")[0]["n"] == 0  # literals not kept
