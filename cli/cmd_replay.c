@@ -21,21 +21,25 @@
 
 static void usage(FILE *out)
 {
-	fprintf(
-	    out,
-	    "usage: timeglass replay FILE [--db DB] [--capture-query-values] [--pg-port PORT]...\n"
-	    "                        [--stats]\n\n"
-	    "Rebuild requests from FILE (made by `timeglass trace --record FILE`) into DB\n"
-	    "(default ./timeglass.db) as a new run. --pg-port: the PostgreSQL ports the trace\n"
-	    "used (default 5432). --stats prints events/s.\n");
+	fprintf(out,
+		"usage: timeglass replay FILE [--db DB] [--capture-query-values] "
+		"[--capture-sql-values]\n"
+		"                        [--pg-port PORT]... [--stats]\n\n"
+		"Rebuild requests from FILE (made by `timeglass trace --record FILE`) into DB\n"
+		"(default ./timeglass.db) as a new run. --pg-port: the PostgreSQL ports the trace\n"
+		"used (default 5432). --stats prints events/s.\n");
 }
 
 int cmd_replay(int argc, char **argv)
 {
 	static const struct option opts[] = {
-	    {"db", required_argument, NULL, 'd'}, {"capture-query-values", no_argument, NULL, 'q'},
-	    {"stats", no_argument, NULL, 's'},	  {"pg-port", required_argument, NULL, 'P'},
-	    {"help", no_argument, NULL, 'h'},	  {0},
+	    {"db", required_argument, NULL, 'd'},
+	    {"capture-query-values", no_argument, NULL, 'q'},
+	    {"stats", no_argument, NULL, 's'},
+	    {"pg-port", required_argument, NULL, 'P'},
+	    {"capture-sql-values", no_argument, NULL, 'S'},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
 	};
 	struct tg_session_cfg cfg = {.db_path = "timeglass.db"};
 	struct tg_pipeline_stats ps;
@@ -62,6 +66,9 @@ int cmd_replay(int argc, char **argv)
 			break;
 		case 's':
 			stats = 1;
+			break;
+		case 'S':
+			cfg.keep_sql_values = true;
 			break;
 		case 'P': {
 			char *end;
