@@ -8,7 +8,8 @@ BUILD_PKGS=(gcc make pkg-config clang llvm meson ninja-build bpftool libbpf-dev 
 	zlib1g-dev libsqlite3-dev libcjson-dev libhttp-parser-dev libcmocka-dev libclang-rt-14-dev
 	libcivetweb-dev libpg-query-dev cppcheck clang-tidy clang-format)
 RUN_PKGS=(python3 python3-fastapi python3-uvicorn python3-uvloop python3-httptools python3-h11
-	python3-pytest python3-asyncpg python3-psycopg2 postgresql-15 gunicorn wrk sqlite3 curl procps
+	python3-pytest python3-asyncpg python3-psycopg2 python3-psycopg python3-sqlalchemy
+	postgresql-15 gunicorn wrk sqlite3 curl procps
 	iproute2 chromium)
 
 want=("${BUILD_PKGS[@]}")

@@ -76,3 +76,49 @@ def sync(tag: int):
     finally:
         con.close()
     return {"rows": len(rows)}
+
+
+@app.get("/pg3/{tag}")
+async def pg3(tag: int):
+    """psycopg 3, async (libpq in non-blocking mode, driven by the event loop)."""
+    import psycopg
+
+    async with await psycopg.AsyncConnection.connect(
+            host="127.0.0.1", port=PORT, user="postgres", dbname="postgres",
+            sslmode="disable", autocommit=True) as con:
+        cur = await con.execute(f"SELECT {tag} AS pg3_tag, generate_series(1, 2)")
+        rows = await cur.fetchall()
+    return {"rows": len(rows)}
+
+
+_sa_engine = None
+
+
+@app.get("/sa/{tag}")
+async def sa(tag: int):
+    """SQLAlchemy 1.4's asyncio engine on asyncpg."""
+    global _sa_engine
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    if _sa_engine is None:
+        _sa_engine = create_async_engine(
+            f"postgresql+asyncpg://postgres@127.0.0.1:{PORT}/postgres",
+            connect_args={"ssl": False}, pool_size=2)
+    async with _sa_engine.connect() as con:
+        res = await con.execute(text(f"SELECT {tag} AS sa_tag"))
+        n = len(res.fetchall())
+    return {"rows": n}
+
+
+@app.get("/sa-sync/{tag}")
+def sa_sync(tag: int):
+    """SQLAlchemy 1.4's sync engine on psycopg2, in the thread pool."""
+    from sqlalchemy import create_engine, text
+
+    eng = create_engine(f"postgresql+psycopg2://postgres@127.0.0.1:{PORT}/postgres",
+                        connect_args={"sslmode": "disable"}, poolclass=None)
+    with eng.connect() as con:
+        n = len(con.execute(text(f"SELECT {tag} AS sa_sync_tag")).fetchall())
+    eng.dispose()
+    return {"rows": n}

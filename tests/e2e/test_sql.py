@@ -231,3 +231,36 @@ def test_prepared_before_attach_labelled_not_dropped(pg, app, tmp_path):
     assert got == want
     assert db_rows(db2, "SELECT count(*) AS n FROM queries WHERE statement LIKE 'SELECT 60%'"
                         " OR statement LIKE '%6000%'")[0]["n"] == 0  # literals not kept
+
+
+def test_psycopg3_and_sqlalchemy(pg, app, tmp_path):
+    """psycopg 3 (async) and SQLAlchemy 1.4 (asyncio engine on asyncpg; sync
+    engine on psycopg2 in the thread pool): statements captured with their
+    rows; the async ones attributed to their request on the asyncio loop."""
+    pytest.importorskip("psycopg")
+    pytest.importorskip("sqlalchemy")
+    db = str(tmp_path / "drivers.db")
+    tr = Tracer(["--pid", str(app["pid"]), "--db", db, "--pg-port", str(pg["port"]),
+                 "--capture-sql-values", "--no-serve", "-q"])
+    try:
+        tags = list(range(8100, 8106))
+        with concurrent.futures.ThreadPoolExecutor(6) as ex:
+            assert all(s == 200 for s in ex.map(lambda t: get(app["port"], f"/pg3/{t}"), tags))
+            assert all(s == 200 for s in ex.map(lambda t: get(app["port"], f"/sa/{t}"), tags))
+        for t in (8200, 8201):
+            assert get(app["port"], f"/sa-sync/{t}") == 200
+        time.sleep(0.5)
+    finally:
+        assert tr.stop() == 0, tr.text()
+    for kind, n_rows in (("pg3_tag", 2), ("sa_tag", 1), ("sa_sync_tag", 1)):
+        qs = db_rows(db, "SELECT q.statement, q.rows, q.request_id, r.path FROM queries q"
+                         " LEFT JOIN requests r ON r.id = q.request_id"
+                         f" WHERE q.statement LIKE '%AS {kind}%'")
+        want = 2 if kind == "sa_sync_tag" else 6
+        assert len(qs) == want, (kind, qs)
+        assert all(q["rows"] == n_rows for q in qs), (kind, qs)
+        if app["loop"] == "asyncio" and kind != "sa_sync_tag":
+            # each statement on the request whose path carries the same tag
+            for q in qs:
+                tag = q["statement"].split()[1]
+                assert q["path"] is not None and q["path"].endswith("/" + tag), (kind, q)
