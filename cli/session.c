@@ -170,20 +170,14 @@ int tg_session__open(struct tg_session *s, const struct tg_session_cfg *cfg, cha
 static int record_event(struct tg_session *s, const void *ev, size_t size)
 {
 	const struct tg_ev_data *d = ev;
-	struct tg_ev_data *copy;
-	int ret;
+	struct tg_ev_data *copy = (struct tg_ev_data *)s->scrub_buf;
 
 	if (size < sizeof(*d) || d->hdr.type != TG_EV_DATA ||
 	    size < sizeof(*d) + (size_t)d->head_len + d->tail_len)
 		return tg_record__write(s->rec, ev, size);
-	copy = malloc(size);
-	if (!copy)
-		return -ENOMEM;
-	memcpy(copy, ev, size);
+	memcpy(copy, ev, size); /* size <= 65535: hdr.size is 16 bits */
 	tg_scrub__http(copy->data, copy->head_len, s->keep_query_values);
-	ret = tg_record__write(s->rec, copy, size);
-	free(copy);
-	return ret;
+	return tg_record__write(s->rec, copy, size);
 }
 
 int tg_session__event(struct tg_session *s, const void *ev, size_t size)

@@ -29,6 +29,7 @@ struct tg_session {
 	uint64_t dropped;	/* from the latest TG_EV_DROPS */
 	uint64_t emitted;	/* from the latest TG_EV_DROPS */
 	uint64_t record_errors;
+	_Alignas(8) uint8_t scrub_buf[65536]; /* a data event, scrubbed before recording */
 	bool keep_query_values;
 	uint32_t *routed_pids; /* pids whose routes arrived: reroute their guesses at the end */
 	size_t nrouted;

@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Task-key attribution (attrib.h). Held items live in per-key lists found
- * through a hash map of (pid, key); each list also remembers the last request
- * that finished with that key (one task serves one request; a key is reused
- * only after its Context object was freed, and the time window keeps a reused
- * key from matching the wrong request).
+ * through a hash map of (pid, key), created only when an item has to wait.
+ * Finished requests go into a fixed ring of the last RECENT_N, searched when
+ * an item arrives late: most requests have no item at all (a sample every
+ * 10 ms, no SQL), so remembering them must cost no allocation. A key is
+ * reused only after its Context object was freed, and the time window keeps
+ * a reused key from matching the wrong request.
  */
 #include "attrib.h"
 
@@ -24,14 +26,23 @@ struct bucket {
 	uint64_t key;
 	struct held *items; /* newest first */
 	uint64_t newest_ns;
-	/* the last finished request of this key */
-	int64_t req_id;
-	uint64_t req_start, req_end;
 	struct bucket *next_all; /* all buckets, for tick */
 	struct bucket **prev_all;
 };
 
+/* Finished requests remembered for late items: at thousands of requests per
+ * second this covers tens of ms, far more than the ring buffer's reordering. */
+#define RECENT_N 256
+
+struct recent {
+	uint64_t key, start_ns, end_ns;
+	int64_t id;
+	uint32_t pid;
+};
+
 struct tg_attrib {
+	struct recent recent[RECENT_N];
+	size_t recent_next;
 	uint64_t horizon_ns;
 	tg_attrib_resolve_fn resolve;
 	void *ctx;
@@ -112,16 +123,18 @@ void tg_attrib__item(struct tg_attrib *a, uint32_t pid, uint64_t key, uint64_t t
 		a->resolve(a->ctx, item, 0);
 		return;
 	}
+	/* A late item: its request already finished (newest first). */
+	for (size_t i = 0; i < RECENT_N; i++) {
+		const struct recent *r = &a->recent[(a->recent_next - 1 - i) % RECENT_N];
+
+		if (r->id && r->key == key && r->pid == pid && ts_ns >= r->start_ns &&
+		    ts_ns <= r->end_ns) {
+			a->resolve(a->ctx, item, r->id);
+			return;
+		}
+	}
 	b = find(a, pid, key, 1);
-	if (!b) {
-		a->resolve(a->ctx, item, 0);
-		return;
-	}
-	if (b->req_id && ts_ns >= b->req_start && ts_ns <= b->req_end) {
-		a->resolve(a->ctx, item, b->req_id);
-		return;
-	}
-	h = malloc(sizeof(*h));
+	h = b ? malloc(sizeof(*h)) : NULL;
 	if (!h) {
 		a->resolve(a->ctx, item, 0);
 		return;
@@ -142,7 +155,7 @@ size_t tg_attrib__claim(struct tg_attrib *a, uint32_t pid, uint64_t key, uint64_
 	struct held **ph, *h;
 	size_t n = 0;
 
-	if (!key)
+	if (!key || !a->held)
 		return 0;
 	b = find(a, pid, key, 0);
 	if (!b)
@@ -163,18 +176,16 @@ size_t tg_attrib__claim(struct tg_attrib *a, uint32_t pid, uint64_t key, uint64_
 void tg_attrib__request_stored(struct tg_attrib *a, uint32_t pid, uint64_t key, uint64_t start_ns,
 			       uint64_t end_ns, int64_t id)
 {
-	struct bucket *b;
+	struct recent *r;
 
 	if (!key || !id)
 		return;
-	b = find(a, pid, key, 1);
-	if (!b)
-		return;
-	b->req_id = id;
-	b->req_start = start_ns;
-	b->req_end = end_ns;
-	if (end_ns > b->newest_ns)
-		b->newest_ns = end_ns;
+	r = &a->recent[a->recent_next++ % RECENT_N];
+	r->pid = pid;
+	r->key = key;
+	r->start_ns = start_ns;
+	r->end_ns = end_ns;
+	r->id = id;
 }
 
 void tg_attrib__tick(struct tg_attrib *a, uint64_t now_ns)

@@ -9,8 +9,9 @@
  * response is written (inside its task), i.e. after most of its items were
  * seen, and it is emitted at its last byte. So items are held, keyed by
  * (pid, task key), until a request with that key claims those inside its
- * [start, end] window; a finished request is remembered for a while so that
- * items delivered late (the ring buffer interleaves CPUs) still find it.
+ * [start, end] window; the last 256 finished requests are remembered (no
+ * allocation per request) so that items delivered late (the ring buffer
+ * interleaves CPUs) still find theirs.
  * Items nobody claims within the horizon are released with request id 0.
  *
  * Pure C, no I/O; the caller owns the items (opaque pointers).
@@ -26,8 +27,7 @@ typedef void (*tg_attrib_resolve_fn)(void *ctx, void *item, int64_t request_id);
 
 struct tg_attrib;
 
-/* horizon_ns: how long items wait for a request and finished requests wait
- * for late items (e.g. 30 s). NULL + errno on failure. */
+/* horizon_ns: how long items wait for a request (e.g. 30 s). NULL + errno on failure. */
 struct tg_attrib *tg_attrib__new(uint64_t horizon_ns, tg_attrib_resolve_fn resolve, void *ctx);
 
 /* Release every held item with id 0, then free. Accepts NULL. */
@@ -45,12 +45,13 @@ void tg_attrib__item(struct tg_attrib *a, uint32_t pid, uint64_t key, uint64_t t
 size_t tg_attrib__claim(struct tg_attrib *a, uint32_t pid, uint64_t key, uint64_t start_ns,
 			uint64_t end_ns, void **out, size_t cap);
 
-/* The request claimed above got id: remember it for late items. */
+/* The request claimed above got id: remember it for late items (a ring of
+ * the last 256; no allocation). */
 void tg_attrib__request_stored(struct tg_attrib *a, uint32_t pid, uint64_t key, uint64_t start_ns,
 			       uint64_t end_ns, int64_t id);
 
 /* Time passed (now_ns, same clock): release held items older than the
- * horizon with id 0 and forget finished requests older than it. */
+ * horizon with id 0. */
 void tg_attrib__tick(struct tg_attrib *a, uint64_t now_ns);
 
 /* Items currently held. */

@@ -59,6 +59,7 @@ struct tg_sqltrack {
 	uint64_t last_tick;
 	void *claimed[CLAIM_MAX]; /* struct tg_query *, between request and stored */
 	size_t nclaimed;
+	size_t opened; /* PostgreSQL connections seen: none, nothing to do per request */
 	char norm[TG_PG_TEXT_MAX];
 };
 
@@ -271,6 +272,7 @@ struct tg_sqlconn *tg_sqltrack__open(struct tg_sqltrack *t, uint64_t conn_id, ui
 
 	if (!c)
 		return NULL;
+	t->opened++;
 	c->t = t;
 	c->conn_id = conn_id;
 	c->pid = pid;
@@ -317,7 +319,7 @@ void tg_sqltrack__request(struct tg_sqltrack *t, struct tg_request *req)
 	for (size_t i = 0; i < t->nclaimed; i++) /* stored was not called: no request */
 		resolve(t, t->claimed[i], 0);
 	t->nclaimed = 0;
-	if (!req->task_key || key_use(t, req))
+	if (!t->opened || !req->task_key || key_use(t, req))
 		return;
 	t->nclaimed = tg_attrib__claim(t->a, req->pid, req->task_key, req->start_ns, req->end_ns,
 				       t->claimed, CLAIM_MAX);
