@@ -16,10 +16,19 @@ Then the medians and the ratios traced/untraced. Finally a loss check: one
 long traced run at full speed, printing the runs table's events and
 dropped_events (must be 0; the exit code is 1 otherwise).
 
+--path is repeatable: each path gets its own pairs (all on the same app
+process, paths one after the other) and its own medians and ratios, with a
+summary of the ratios of every path at the end. --cpu-heavy adds the demo's
+CPU-bound endpoint (/cpu?n=20000: a pure-Python loop on the event loop,
+~2 ms of CPU per request) to the paths, so one invocation gives the hello
+figures and the CPU-heavy ones side by side. The loss check uses the first path.
+
 On a 2-core VM ratios swing by a few % from run to run: quote medians of one
 invocation, never compare numbers across invocations. Nothing is pinned.
 
     sudo /usr/bin/python3 bench/overhead.py [--pairs 5] [--seconds 10] [--loss-seconds 60]
+    sudo /usr/bin/python3 bench/overhead.py --path /hello --cpu-heavy    # both endpoints
+    sudo /usr/bin/python3 bench/overhead.py --path '/cpu?n=50000'        # any endpoint
 """
 
 import argparse
@@ -38,6 +47,8 @@ import time
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 PY = "/usr/bin/python3"
 TICK = os.sysconf("SC_CLK_TCK")
+# examples/app.py's /cpu: _burn(n) on the event loop; n=20000 is ~2 ms of CPU here.
+CPU_HEAVY_PATH = "/cpu?n=20000"
 
 
 def free_port():
@@ -71,9 +82,9 @@ def to_ms(value, unit):
     return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}[unit]
 
 
-def wrk(args, port, seconds):
+def wrk(args, port, seconds, path):
     cmd = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{seconds}s", "--latency",
-           f"http://127.0.0.1:{port}{args.path}"]
+           f"http://127.0.0.1:{port}{path}"]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     m_req = re.search(r"(\d+) requests in", out)
     m_rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
@@ -117,7 +128,7 @@ class Tracer:
         return self.proc.returncode
 
 
-def one_run(args, app_pid, port, traced, tmpdir, n):
+def one_run(args, app_pid, port, traced, tmpdir, n, path):
     tracer = None
     db = os.path.join(tmpdir, f"run{n}.db")
     if traced:
@@ -125,7 +136,7 @@ def one_run(args, app_pid, port, traced, tmpdir, n):
         time.sleep(0.5)  # let the initial /proc scan and /openapi.json fetch settle
     a0 = cpu_seconds(app_pid)
     t0 = cpu_seconds(tracer.proc.pid) if tracer else 0.0
-    requests, rps, p99 = wrk(args, port, args.seconds)
+    requests, rps, p99 = wrk(args, port, args.seconds, path)
     a1 = cpu_seconds(app_pid)
     t1 = cpu_seconds(tracer.proc.pid) if tracer else 0.0
     if tracer and tracer.stop() != 0:
@@ -137,9 +148,10 @@ def one_run(args, app_pid, port, traced, tmpdir, n):
 
 def loss_check(args, app_pid, port, tmpdir):
     db = os.path.join(tmpdir, "loss.db")
-    print(f"\nLoss check: one traced {args.loss_seconds} s run at full speed")
+    path = args.path[0]
+    print(f"\nLoss check: one traced {args.loss_seconds} s run at full speed on {path}")
     tracer = Tracer(args, app_pid, db)
-    requests, rps, _ = wrk(args, port, args.loss_seconds)
+    requests, rps, _ = wrk(args, port, args.loss_seconds, path)
     rc = tracer.stop()
     con = sqlite3.connect(db)
     events, dropped = con.execute("SELECT events, dropped_events FROM runs").fetchone()
@@ -158,12 +170,19 @@ def main():
     ap.add_argument("--seconds", type=int, default=10, help="per wrk run (default 10)")
     ap.add_argument("--threads", type=int, default=1, help="wrk -t (default 1)")
     ap.add_argument("--connections", type=int, default=32, help="wrk -c (default 32)")
-    ap.add_argument("--path", default="/hello")
+    ap.add_argument("--path", action="append", default=None,
+                    help="endpoint to load (repeatable: each path gets its own pairs and "
+                         "ratios; default /hello)")
+    ap.add_argument("--cpu-heavy", action="store_true",
+                    help=f"also run the CPU-heavy endpoint {CPU_HEAVY_PATH} (after the --path ones)")
     ap.add_argument("--sample-hz", type=int, default=None,
                     help="passed to trace --sample-hz (default: trace's own, 99; 0: off)")
     ap.add_argument("--loss-seconds", type=int, default=60, help="0 skips the loss check")
     ap.add_argument("--timeglass", default=os.path.join(REPO, "build", "timeglass"))
     args = ap.parse_args()
+    args.path = args.path or ["/hello"]
+    if args.cpu_heavy and CPU_HEAVY_PATH not in args.path:
+        args.path.append(CPU_HEAVY_PATH)
     if os.geteuid() != 0:
         sys.exit("overhead.py: needs root (the tracer loads BPF programs)")
 
@@ -177,19 +196,30 @@ def main():
     try:
         wait_ready(port)
         print(f"demo app pid {app.pid} on port {port}; {os.cpu_count()} CPUs; "
-              f"wrk -t{args.threads} -c{args.connections} -d{args.seconds}s {args.path}")
-        wrk(args, port, 2)  # warm-up
-        runs = []
+              f"wrk -t{args.threads} -c{args.connections} -d{args.seconds}s "
+              f"{' and '.join(args.path)}")
+        summary = []
         with tempfile.TemporaryDirectory(prefix="tg-bench-") as tmpdir:
-            for i in range(args.pairs):
-                for traced in ((False, True) if i % 2 == 0 else (True, False)):
-                    r = one_run(args, app.pid, port, traced, tmpdir, len(runs))
-                    runs.append(r)
-                    print(f"  run {len(runs):2d} {'traced  ' if traced else 'untraced'} "
-                          f"{r['rps']:9.0f} req/s  p99 {r['p99']:7.2f} ms  "
-                          f"CPU/req {r['cpu_us']:6.1f} us (tracer {r['tracer_us']:.1f})",
-                          flush=True)
-            report(runs)
+            for path in args.path:
+                print(f"\n== {path}")
+                wrk(args, port, 2, path)  # warm-up
+                runs = []
+                for i in range(args.pairs):
+                    for traced in ((False, True) if i % 2 == 0 else (True, False)):
+                        r = one_run(args, app.pid, port, traced, tmpdir, len(summary) * 1000
+                                    + len(runs), path)
+                        runs.append(r)
+                        print(f"  run {len(runs):2d} {'traced  ' if traced else 'untraced'} "
+                              f"{r['rps']:9.0f} req/s  p99 {r['p99']:7.2f} ms  "
+                              f"CPU/req {r['cpu_us']:6.1f} us (tracer {r['tracer_us']:.1f})",
+                              flush=True)
+                summary.append((path, report(runs)))
+            if len(summary) > 1:
+                print(f"\nsummary (medians, traced/untraced):\n  {'path':<24} {'throughput':>10} "
+                      f"{'CPU/req':>8} {'p99':>6}")
+                for path, (u, t) in summary:
+                    print(f"  {path:<24} {t['rps'] / u['rps']:>10.3f} "
+                          f"{t['cpu_us'] / u['cpu_us']:>8.3f} {t['p99'] / u['p99']:>6.3f}")
             if args.loss_seconds > 0:
                 ok = loss_check(args, app.pid, port, tmpdir)
     finally:
@@ -219,6 +249,7 @@ def report(runs):
     print(f"  CPU/request  {t['cpu_us'] / u['cpu_us']:.3f}  "
           f"({(t['cpu_us'] / u['cpu_us'] - 1) * 100:+.1f} %)")
     print(f"  p99 latency  {t['p99'] / u['p99']:.3f}  ({(t['p99'] / u['p99'] - 1) * 100:+.1f} %)")
+    return u, t
 
 
 if __name__ == "__main__":

@@ -89,6 +89,19 @@ struct tstate {
 	__u32 epoch;	  /* traced_epoch when traced was computed */
 	__u8 traced;
 	__u8 pad[3];
+	/* Per-task accounting (task.bpf.h). */
+	__u64 cur_ctx;	  /* the contextvars Context last entered on this thread; 0: none seen */
+	__u64 heap_bytes; /* anonymous mmap + brk growth by this thread, cumulative */
+	__u64 runq_ns;	  /* runnable but not running, cumulative */
+	__u64 runnable_since; /* when it last became runnable (woken, preempted); 0: not */
+	__u64 gc_start_ns;    /* gc__start of the collection in progress; 0: none */
+	__u64 gc_ctx;	      /* the Context current at that gc__start */
+	__u32 gc_gen;
+	__u32 pad2;
+	__u64 wake_ctx; /* Context of the same-process thread that last woke this one */
+	__u8 parked;	/* slept since the last ENTER: the next ENTER is emitted even for
+			   cur_ctx (its address may now be another Context's) */
+	__u8 pad3[7];
 };
 
 /* State of a walk over an iovec array: one bpf_loop step per iovec. It lives
@@ -554,6 +567,8 @@ int tg_exit_sendfile(struct trace_event_raw_sys_exit *ctx)
 		       NULL, 0);
 }
 
+#include "task.bpf.h"
+
 /* ---- on-CPU time ---- */
 
 SEC("tp_btf/sched_switch")
@@ -571,6 +586,15 @@ int BPF_PROG(tg_sched_switch, bool preempt, struct task_struct *prev, struct tas
 		if (now > s->last_in_ns)
 			s->oncpu_ns += now - s->last_in_ns;
 		s->last_in_ns = 0;
+		if (preempt || BPF_CORE_READ(prev, __state) == 0) {
+			s->runnable_since = now; /* preempted or yielding: still runnable */
+		} else {
+			/* Asleep: not runnable (a wake-up seen while it was still on
+			 * the CPU must not count its sleep as waiting for a CPU). */
+			s->runnable_since = 0;
+			if (s->cur_ctx)
+				task_park(prev, s, now); /* went to sleep inside a task */
+		}
 	}
 	s = bpf_task_storage_get(&tstates, next, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
 	if (!s)
@@ -579,8 +603,41 @@ int BPF_PROG(tg_sched_switch, bool preempt, struct task_struct *prev, struct tas
 		s->traced = pid_traced(next->tgid);
 		s->epoch = epoch;
 	}
-	if (s->traced)
+	if (s->traced) {
 		s->last_in_ns = now;
+		if (s->runnable_since && now > s->runnable_since)
+			s->runq_ns += now - s->runnable_since;
+		s->runnable_since = 0;
+	}
+	return 0;
+}
+
+/* A traced thread was woken: it waits for a CPU from now (runq_ns). */
+static __always_inline void on_wakeup(struct task_struct *p)
+{
+	struct tstate *s;
+
+	if (!traced_epoch)
+		return;
+	s = bpf_task_storage_get(&tstates, p, 0, 0);
+	if (!s || !s->traced)
+		return;
+	if (!s->runnable_since)
+		s->runnable_since = bpf_ktime_get_ns();
+	task_wake_hint(p, s);
+}
+
+SEC("tp_btf/sched_wakeup")
+int BPF_PROG(tg_sched_wakeup, struct task_struct *p)
+{
+	on_wakeup(p);
+	return 0;
+}
+
+SEC("tp_btf/sched_wakeup_new")
+int BPF_PROG(tg_sched_wakeup_new, struct task_struct *p)
+{
+	on_wakeup(p);
 	return 0;
 }
 

@@ -7,7 +7,8 @@
  * One thread does it all: the ring buffer is polled every 100 ms and, once a
  * second, the target list is refreshed (new uvicorn processes, listening
  * sockets whose routes are not known yet, a started command that exited),
- * the drop counters are recorded and the status line is printed. The store
+ * the drop counters are recorded, every live target's RSS and CPU time are
+ * sampled (process_stats) and the status line is printed. The store
  * writes from its own thread, so this loop never waits on disk.
  */
 #include <errno.h>
@@ -31,10 +32,12 @@
 #include "pipeline.h"
 #include "privs.h"
 #include "procscan.h"
+#include "procstat.h"
 #include "report.h"
 #include "route.h"
 #include "server.h"
 #include "session.h"
+#include "store.h"
 #include "timeglass/events.h"
 #include "tracer.h"
 
@@ -106,6 +109,8 @@ static void usage(FILE *out)
 	    "  --capture-sql-values store SQL texts with literal values (default: $n)\n"
 	    "  --sample-hz N        Python CPU samples per second and CPU for flame graphs\n"
 	    "                       (default 99, at most 999; 0: off)\n"
+	    "  --no-task-cpu        no per-request CPU/GC accounting (its CPython probes cost\n"
+	    "                       ~1-2 us per task switch; docs/attribution.md)\n"
 	    "  --no-serve           do not serve the live dashboard (default: on)\n"
 	    "  --listen ADDR:PORT   where the dashboard listens (default 127.0.0.1:7070;\n"
 	    "                       another address needs a token, generated if not given)\n"
@@ -289,6 +294,23 @@ static void scan_uvicorn(struct trace *tr)
 	}
 }
 
+/* One process_stats row per live target (RSS, CPU, threads), once a second.
+ * A target that has just exited is skipped: its exit event marks it dead. */
+static void sample_targets(struct trace *tr, uint64_t now)
+{
+	struct tg_procstat ps;
+	size_t i;
+
+	for (i = 0; i < tr->ntargets; i++) {
+		const struct target *t = &tr->targets[i];
+
+		if (!t->alive || tg_procstat__read((uint32_t)t->pid, &ps))
+			continue;
+		tg_store__add_process_stat(tr->s.store, (uint32_t)t->pid, now, ps.rss_bytes,
+					   ps.cpu_ns, ps.threads);
+	}
+}
+
 static size_t alive_targets(const struct trace *tr)
 {
 	size_t i, n = 0;
@@ -466,6 +488,7 @@ int cmd_trace(int argc, char **argv)
 	    {"pg-port", required_argument, NULL, 300},
 	    {"capture-sql-values", no_argument, NULL, 301},
 	    {"sample-hz", required_argument, NULL, 302},
+	    {"no-task-cpu", no_argument, NULL, 303},
 	    {"quiet", no_argument, NULL, 'q'},
 	    {"verbose", no_argument, NULL, 'v'},
 	    {"debug", no_argument, NULL, 'g'},
@@ -570,6 +593,9 @@ int cmd_trace(int argc, char **argv)
 			tcfg.sample_hz = (uint32_t)v;
 			break;
 		}
+		case 303:
+			tcfg.no_task_probes = 1;
+			break;
 		case 'c': {
 			long v = strtol(optarg, &end, 10);
 
@@ -772,6 +798,7 @@ int cmd_trace(int argc, char **argv)
 			scan_uvicorn(&tr);
 		for (i = 0; i < tr.ntargets; i++)
 			learn_routes(&tr, &tr.targets[i]);
+		sample_targets(&tr, now);
 		tg_tracer__counters(tr.tracer, &counters);
 		if (counters.dropped != last_dropped) {
 			tg_session__drops_event(&tr.s, counters.emitted, counters.dropped);

@@ -3,6 +3,7 @@
 #include "doctor.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include <unistd.h>
 
 #include "procscan.h"
+#include "pyctx.h"
 
 #define CAP_SYS_PTRACE_BIT 19
 #define CAP_SYS_ADMIN_BIT 21
@@ -177,6 +179,30 @@ static void check_python(struct tg_check *c)
 		    "/usr/bin/python3 not found; HTTP capture still works for any server");
 }
 
+/* Where per-request CPU accounting would probe /usr/bin/python3 (pyctx.h). */
+static void check_task_probes(struct tg_check *c)
+{
+	struct tg_pyctx_sites s;
+	char path[PATH_MAX];
+	int ret;
+
+	if (!realpath("/usr/bin/python3", path)) {
+		set(c, "task probes", TG_CHECK_WARN, NULL, "no /usr/bin/python3 to look at");
+		return;
+	}
+	ret = tg_pyctx__find(path, &s);
+	if (ret)
+		set(c, "task probes", TG_CHECK_WARN,
+		    "use an interpreter that exports PyContext_Enter", "%s: %s: no CPU per request",
+		    path, strerror(-ret));
+	else if (!s.asyncio_covered)
+		set(c, "task probes", TG_CHECK_WARN, NULL, "%s: %s; CPU per request on uvloop only",
+		    path, s.how);
+	else
+		set(c, "task probes", TG_CHECK_OK, NULL, "%s: Context entry by %s, creation by %s",
+		    path, s.how, s.new_call_off ? "a call site" : "uretprobe");
+}
+
 size_t tg_doctor__run(struct tg_check *checks, int tracing)
 {
 	size_t n = 0;
@@ -188,6 +214,7 @@ size_t tg_doctor__run(struct tg_check *checks, int tracing)
 	check_lockdown(&checks[n++]);
 	if (!tracing) {
 		check_python(&checks[n++]);
+		check_task_probes(&checks[n++]);
 		check_targets(&checks[n++]);
 	}
 	return n;

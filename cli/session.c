@@ -64,6 +64,15 @@ static void on_query(void *ctx, const struct tg_query *q)
 		tg_warn("could not queue an SQL statement for the database");
 }
 
+/* A stored request's CPU/memory figures became final (taskcpu.h). */
+static void on_usage(void *ctx, int64_t request_id, const struct tg_usage *u)
+{
+	struct tg_session *s = ctx;
+
+	if (s->store && tg_store__update_usage(s->store, request_id, u))
+		tg_warn("could not queue a request's usage update for the database");
+}
+
 /* A frame symbolised live (profile.h): into the recording only, ahead of the
  * sample being handled, so that replay knows it before the sample. */
 static void emit_pysym(void *ctx, uint32_t pid, const char *text)
@@ -121,6 +130,7 @@ int tg_session__open(struct tg_session *s, const struct tg_session_cfg *cfg, cha
 	memset(s, 0, sizeof(*s));
 	pcfg.keep_sql_values = cfg->keep_sql_values;
 	pcfg.on_query = on_query;
+	pcfg.on_usage = on_usage;
 	for (size_t i = 0; cfg->pg_ports && i < cfg->npg_ports && i < TG_PIPELINE_MAX_PG_PORTS; i++)
 		pcfg.pg_ports[pcfg.npg_ports++] = cfg->pg_ports[i];
 	s->mono_to_epoch_ns = cfg->mono_to_epoch_ns;

@@ -40,6 +40,7 @@ int api_endpoints(struct api_ctx *c);
 int api_requests(struct api_ctx *c);
 int api_flamegraph(struct api_ctx *c); /* api_profile.c */
 int api_sql(struct api_ctx *c);	       /* api_sql.c: /api/sql/top, /api/sql/findings */
+int api_process(struct api_ctx *c);    /* api_usage.c: /api/process (process_stats) */
 
 /* ---- Sections other handlers add when the tables have data (api_profile.c,
  * api_sql.c). Each returns 0 (added, or nothing to add: an older schema, no
@@ -50,6 +51,10 @@ int api_sql(struct api_ctx *c);	       /* api_sql.c: /api/sql/top, /api/sql/find
 int api_request_sql(struct api_ctx *c, int64_t request_id, cJSON *req);
 /* GET /api/requests/ID: "samples": N when the request has stack samples. */
 int api_request_samples(struct api_ctx *c, int64_t request_id, cJSON *req);
+/* GET /api/requests/ID (api_usage.c): "usage": null when the request has no
+ * usage figures, else the object of docs/api.md (CPU, waiting, faults, heap,
+ * GC, timeline). */
+int api_request_usage(struct api_ctx *c, int64_t request_id, cJSON *req);
 /* GET /api/endpoints: "mean_sql_ms" and "sql_count" (means per request) on
  * each endpoint object of arr when any request of the run has sql_count. */
 int api_endpoints_sql(struct api_ctx *c, int64_t run_id, cJSON *arr);

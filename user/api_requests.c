@@ -4,10 +4,11 @@
  * /api/requests/ID (docs/api.md).
  *
  * The SQL is assembled from fixed fragments only, chosen by which filters are
- * present; every value is bound. Pagination is keyset on (start_ns, id) or
- * (duration_ns, id): the cursor holds the last row's sort value and id, so a
- * page costs an index range scan of `limit` rows whatever its depth
- * (requests_start always; requests_duration once the run has ended; docs/
+ * present; every value is bound. Pagination is keyset on (start_ns, id),
+ * (duration_ns, id) or (cpu_ns, id): the cursor holds the last row's sort
+ * value and id, so a page costs an index range scan of `limit` rows whatever
+ * its depth (requests_start always; requests_duration and requests_cpu once
+ * the run has ended, a sorted scan before; docs/
  * serve.md gives the costs on a live run). q matches a substring of path,
  * case-sensitively: LIKE with its wildcards escaped narrows, instr() decides.
  */
@@ -33,7 +34,7 @@ static const char *const flag_names[] = {
 
 #define COLS                                                                                       \
 	"id, start_ns, duration_ns, ttfb_ns, method, path, route, status, req_bytes,"              \
-	" resp_bytes, flags, pid, peer, tid, conn_id, run_id"
+	" resp_bytes, flags, pid, peer, tid, conn_id, run_id, cpu_ns"
 
 enum {
 	P_RUN = 1,
@@ -104,6 +105,10 @@ static cJSON *row_json(sqlite3_stmt *st, bool detail)
 			cJSON_AddItemToArray(names, cJSON_CreateString(flag_names[i]));
 	cJSON_AddNumberToObject(o, "pid", (double)sqlite3_column_int64(st, 11));
 	add_text(o, "peer", st, 12);
+	if (sqlite3_column_type(st, 16) == SQLITE_NULL)
+		cJSON_AddNullToObject(o, "cpu_ms");
+	else
+		api_add_ms(o, "cpu_ms", sqlite3_column_int64(st, 16));
 	if (detail) {
 		cJSON_AddNumberToObject(o, "tid", (double)sqlite3_column_int64(st, 13));
 		/* the connection id's 64 bits, unsigned (stored signed) */
@@ -144,6 +149,8 @@ static int request_one(struct api_ctx *c)
 		ret = api_request_sql(c, id, obj);
 		if (!ret)
 			ret = api_request_samples(c, id, obj);
+		if (!ret)
+			ret = api_request_usage(c, id, obj);
 		return ret ? ret : 200;
 	}
 	if (rc == SQLITE_DONE)
@@ -156,7 +163,7 @@ struct filters {
 	char like[2 * TG_TARGET_LEN + 3];
 	bool has_method, has_route, has_q, has_status, status_null, has_min, has_from, has_to;
 	int64_t st_lo, st_hi, min_ns, from_ns, to_ns;
-	bool by_duration, asc, has_cursor, windowed;
+	bool by_duration, by_cpu, asc, has_cursor, windowed;
 	int64_t cur_v, cur_id, limit;
 };
 
@@ -207,6 +214,25 @@ static int min_ms_param(struct api_ctx *c, struct filters *f)
 	f->has_min = true;
 	f->min_ns = (int64_t)llround(v * 1e6);
 	return 0;
+}
+
+/* sort=start|duration|cpu */
+static int sort_param(struct api_ctx *c, struct filters *f)
+{
+	char buf[16];
+	int r = api_param(c, "sort", buf, sizeof(buf));
+
+	if (r == 0 || (r > 0 && !strcmp(buf, "start")))
+		return 0;
+	if (r > 0 && !strcmp(buf, "duration")) {
+		f->by_duration = true;
+		return 0;
+	}
+	if (r > 0 && !strcmp(buf, "cpu")) {
+		f->by_cpu = true;
+		return 0;
+	}
+	return api_fail(c, 400, "bad sort: expected start, duration or cpu");
 }
 
 static int choice(struct api_ctx *c, const char *name, const char *a, const char *b, bool *is_b)
@@ -274,8 +300,7 @@ static int parse_filters(struct api_ctx *c, struct filters *f)
 	if ((ret = text_param(c, "method", f->method, sizeof(f->method), &f->has_method)) ||
 	    (ret = text_param(c, "route", f->route, sizeof(f->route), &f->has_route)) ||
 	    (ret = text_param(c, "q", f->q, sizeof(f->q), &f->has_q)) ||
-	    (ret = status_param(c, f)) || (ret = min_ms_param(c, f)) ||
-	    (ret = choice(c, "sort", "start", "duration", &f->by_duration)) ||
+	    (ret = status_param(c, f)) || (ret = min_ms_param(c, f)) || (ret = sort_param(c, f)) ||
 	    (ret = choice(c, "order", "desc", "asc", &f->asc)) || (ret = cursor_param(c, f)))
 		return ret;
 	ret = api_int_param(c, "limit", 1, LIMIT_MAX, &f->limit);
@@ -298,7 +323,7 @@ static int parse_filters(struct api_ctx *c, struct filters *f)
 
 static void build_sql(const struct filters *f, char *sql, size_t len)
 {
-	const char *key = f->by_duration ? "duration_ns" : "start_ns";
+	const char *key = f->by_cpu ? "cpu_ns" : f->by_duration ? "duration_ns" : "start_ns";
 
 	snprintf(sql, len, "SELECT " COLS " FROM requests WHERE run_id = ?1");
 #define ADD(frag) strncat(sql, frag, len - strlen(sql) - 1)
@@ -318,6 +343,8 @@ static void build_sql(const struct filters *f, char *sql, size_t len)
 		ADD(" AND start_ns < ?10");
 	if (f->by_duration)
 		ADD(" AND duration_ns IS NOT NULL");
+	if (f->by_cpu)
+		ADD(" AND cpu_ns IS NOT NULL");
 	if (f->windowed)
 		ADD(" AND start_ns >= ?14 AND start_ns < ?15");
 	if (f->has_cursor) {
@@ -404,7 +431,7 @@ static int collect(struct api_ctx *c, sqlite3_stmt *st, const struct filters *f,
 			break;
 		}
 		cJSON_AddItemToArray(pg->arr, row_json(st, false));
-		pg->last_v = sqlite3_column_int64(st, f->by_duration ? 2 : 1);
+		pg->last_v = sqlite3_column_int64(st, f->by_cpu ? 16 : f->by_duration ? 2 : 1);
 		pg->last_id = sqlite3_column_int64(st, 0);
 		pg->n++;
 	}
@@ -615,7 +642,7 @@ int api_requests(struct api_ctx *c)
 		goto out;
 	/* windows only when filters may skip many rows; otherwise the first
 	 * `limit` rows of the start index are the answer */
-	f->windowed = !f->by_duration &&
+	f->windowed = !f->by_duration && !f->by_cpu &&
 		      (f->has_method || f->has_route || f->has_q || f->has_status || f->has_min);
 	/* slowest first on a run whose duration index is not built yet */
 	slowest = f->by_duration && !f->asc && !has_index(c->db, "requests_duration");

@@ -20,6 +20,7 @@ struct ep_stat {
 	char *method, *route; /* route "" = none */
 	int64_t count, errors, incomplete, timed, sum_dur, max_dur, sum_resp;
 	int64_t p50, p95, p99;
+	int64_t usage_count, sum_cpu, sum_gc; /* schema v5: requests with CPU figures */
 };
 
 struct ep_list {
@@ -59,7 +60,8 @@ static int load_endpoints(struct api_ctx *c, int64_t run_id, struct ep_list *l)
 		return api_fail(c, 500, "out of memory");
 	if (sqlite3_prepare_v2(c->db,
 			       "SELECT method, route, count, errors, incomplete, timed,"
-			       " sum_duration_ns, max_duration_ns, sum_resp_bytes, hist"
+			       " sum_duration_ns, max_duration_ns, sum_resp_bytes, hist,"
+			       " usage_count, sum_cpu_ns, sum_gc_ns"
 			       " FROM rollup_endpoint WHERE run_id = ?",
 			       -1, &st, NULL) != SQLITE_OK) {
 		ret = api_db_fail(c, "reading endpoints");
@@ -92,6 +94,9 @@ static int load_endpoints(struct api_ctx *c, int64_t run_id, struct ep_list *l)
 		e->sum_dur = sqlite3_column_int64(st, 6);
 		e->max_dur = sqlite3_column_int64(st, 7);
 		e->sum_resp = sqlite3_column_int64(st, 8);
+		e->usage_count = sqlite3_column_int64(st, 10);
+		e->sum_cpu = sqlite3_column_int64(st, 11);
+		e->sum_gc = sqlite3_column_int64(st, 12);
 		tg_hist__clear(h);
 		tg_hist__merge_blob(h, sqlite3_column_blob(st, 9),
 				    (size_t)sqlite3_column_bytes(st, 9));
@@ -136,11 +141,17 @@ static cJSON *ep_json(const struct ep_stat *e)
 	add_ms_or_null(o, "mean_ms", t ? e->sum_dur / e->timed : 0, t);
 	add_ms_or_null(o, "max_ms", e->max_dur, t);
 	cJSON_AddNumberToObject(o, "mean_resp_bytes", (double)mean_resp);
+	/* means over the requests that have CPU figures (usage) */
+	add_ms_or_null(o, "cpu_mean_ms", e->usage_count ? e->sum_cpu / e->usage_count : 0,
+		       e->usage_count > 0);
+	add_ms_or_null(o, "gc_mean_ms", e->usage_count ? e->sum_gc / e->usage_count : 0,
+		       e->usage_count > 0);
 	return o;
 }
 
-enum ep_key { K_COUNT, K_ERRORS, K_P50, K_P95, K_P99, K_MEAN, K_MAX };
-static const char *const key_names[] = {"count", "errors", "p50", "p95", "p99", "mean", "max"};
+enum ep_key { K_COUNT, K_ERRORS, K_P50, K_P95, K_P99, K_MEAN, K_MAX, K_CPU };
+static const char *const key_names[] = {"count", "errors", "p50", "p95",
+					"p99",	 "mean",   "max", "cpu"};
 
 static int64_t ep_key(const struct ep_stat *e, enum ep_key k)
 {
@@ -159,6 +170,8 @@ static int64_t ep_key(const struct ep_stat *e, enum ep_key k)
 		return e->timed ? e->sum_dur / e->timed : -1;
 	case K_MAX:
 		return e->timed ? e->max_dur : -1;
+	case K_CPU:
+		return e->usage_count ? e->sum_cpu / e->usage_count : -1;
 	}
 	return 0;
 }
@@ -215,7 +228,8 @@ int api_endpoints(struct api_ctx *c)
 	cJSON *arr;
 	size_t i;
 
-	ret = choice_param(c, "sort", key_names, 7, &key);
+	ret = choice_param(c, "sort", key_names, (int)(sizeof(key_names) / sizeof(key_names[0])),
+			   &key);
 	if (!ret)
 		ret = choice_param(c, "order", orders, 2, &order);
 	if (!ret)

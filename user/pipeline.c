@@ -23,6 +23,7 @@
 #include "profile.h"
 #include "route.h"
 #include "sqltrack.h"
+#include "taskcpu.h"
 #include "timeglass/events.h"
 #include "u64map.h"
 
@@ -58,6 +59,8 @@ struct tg_pipeline {
 	uint16_t ignored_ports[MAX_IGNORED_PORTS];
 	size_t nignored;
 	struct tg_sqltrack *sql;
+	struct tg_taskcpu *tc;
+	const struct tg_ev_data *feeding; /* the data event being fed to a reassembler */
 };
 
 static uint64_t fd_key(uint32_t pid, int32_t fd)
@@ -83,6 +86,14 @@ static struct tg_sqltrack *new_sql(struct tg_pipeline *p)
 	return p->sql;
 }
 
+static void on_usage(void *ctx, int64_t request_id, const struct tg_usage *u)
+{
+	struct tg_pipeline *p = ctx;
+
+	if (p->cfg.on_usage)
+		p->cfg.on_usage(p->cfg.ctx, request_id, u);
+}
+
 static bool is_pg_port(const struct tg_pipeline *p, uint16_t port)
 {
 	for (size_t i = 0; i < p->cfg.npg_ports && i < TG_PIPELINE_MAX_PG_PORTS; i++)
@@ -102,7 +113,13 @@ struct tg_pipeline *tg_pipeline__new(const struct tg_pipeline_cfg *cfg)
 		p->cfg.pg_ports[0] = 5432;
 		p->cfg.npg_ports = 1;
 	}
-	if (tg_u64map__init(&p->conns, 1024) || tg_u64map__init(&p->by_fd, 1024) || !new_sql(p)) {
+	struct tg_taskcpu_cfg tcfg = {.on_update = on_usage, .ctx = p};
+
+	p->tc = tg_taskcpu__new(&tcfg);
+	if (!p->tc || tg_u64map__init(&p->conns, 1024) || tg_u64map__init(&p->by_fd, 1024) ||
+	    !new_sql(p)) {
+		tg_taskcpu__free(p->tc);
+		tg_sqltrack__free(p->sql);
 		tg_u64map__destroy(&p->conns);
 		tg_u64map__destroy(&p->by_fd);
 		free(p);
@@ -134,6 +151,7 @@ void tg_pipeline__free(struct tg_pipeline *p)
 	tg_u64map__destroy(&p->conns);
 	tg_u64map__destroy(&p->by_fd);
 	tg_sqltrack__free(p->sql);
+	tg_taskcpu__free(p->tc);
 	for (i = 0; i < p->nroutes; i++)
 		tg_routes__free(p->routes[i].routes);
 	free(p->routes);
@@ -213,6 +231,7 @@ static void on_exchange(void *ctx, struct tg_request *req)
 	struct tg_pipeline *p = c->p;
 	const struct tg_routes *routes;
 	char path[TG_TARGET_LEN];
+	int64_t id;
 	size_t n;
 
 	if (c->ignored)
@@ -229,10 +248,18 @@ static void on_exchange(void *ctx, struct tg_request *req)
 		tg_route__heuristic(path, req->route, sizeof(req->route));
 		req->flags |= TG_REQ_ROUTE_GUESSED;
 	}
+	/* The write that completed the exchange: its thread's on-CPU time then
+	 * bounds the request's CPU (0 when it ended otherwise: close, finish). */
+	if (p->feeding && p->feeding->dir == TG_DIR_OUT && p->feeding->hdr.ts_ns == req->end_ns) {
+		req->resp_tid = p->feeding->hdr.tid;
+		req->resp_oncpu_ns = p->feeding->hdr.oncpu_ns;
+	}
 	p->stats.requests++;
 	tg_sqltrack__request(p->sql, req);
-	tg_sqltrack__stored(p->sql, req,
-			    p->cfg.on_request ? p->cfg.on_request(p->cfg.ctx, req) : 0);
+	tg_taskcpu__request(p->tc, req);
+	id = p->cfg.on_request ? p->cfg.on_request(p->cfg.ctx, req) : 0;
+	tg_sqltrack__stored(p->sql, req, id);
+	tg_taskcpu__stored(p->tc, req, id);
 }
 
 static void conn_close(struct tg_pipeline *p, struct conn *c, uint64_t ts_ns)
@@ -285,6 +312,8 @@ static int on_conn(struct tg_pipeline *p, const struct tg_ev_conn *e)
 		}
 		if (e->origin == TG_ORIGIN_EXISTING)
 			tg_http__set_preexisting(c->http);
+		else
+			tg_taskcpu__server_accept(p->tc, &e->hdr);
 	} else if (e->role == TG_ROLE_CLIENT && is_pg_port(p, e->rport)) {
 		c->sql =
 		    tg_sqltrack__open(p->sql, c->conn_id, c->pid, e->origin == TG_ORIGIN_EXISTING);
@@ -317,6 +346,17 @@ static void check_seq(struct tg_pipeline *p, struct conn *c, uint32_t seq)
 	c->next_seq = seq + 1;
 }
 
+/* The bytes begin an HTTP/1 request line ("METHOD /..." or "METHOD *"):
+ * cheap, and enough to tell a request's first read from a body chunk. */
+static bool starts_request(const uint8_t *d, size_t n)
+{
+	size_t i = 0;
+
+	while (i < n && i < 16 && d[i] >= 'A' && d[i] <= 'Z')
+		i++;
+	return i > 0 && i + 1 < n && d[i] == ' ' && (d[i + 1] == '/' || d[i + 1] == '*');
+}
+
 static int on_data(struct tg_pipeline *p, const struct tg_ev_data *e, size_t size)
 {
 	struct tg_segment seg;
@@ -344,10 +384,16 @@ static int on_data(struct tg_pipeline *p, const struct tg_ev_data *e, size_t siz
 	seg.head_len = e->head_len;
 	seg.tail = e->data + e->head_len;
 	seg.tail_len = e->tail_len;
-	if (c->sql)
+	if (c->sql) {
 		tg_sqltrack__feed(c->sql, &seg);
-	else
-		tg_http__feed(c->http, &seg);
+		return 0;
+	}
+	if (e->dir == TG_DIR_IN)
+		tg_taskcpu__server_read(p->tc, &e->hdr, c->conn_id,
+					starts_request(e->data, e->head_len));
+	p->feeding = e;
+	tg_http__feed(c->http, &seg);
+	p->feeding = NULL;
 	return 0;
 }
 
@@ -422,8 +468,10 @@ int tg_pipeline__event(struct tg_pipeline *p, const void *ev, size_t size)
 			err = -EBADMSG;
 			break;
 		}
-		if (e->kind == TG_PROC_EXIT)
+		if (e->kind == TG_PROC_EXIT) {
 			close_pid(p, h->pid, h->ts_ns);
+			tg_taskcpu__proc_exit(p->tc, h->pid, h->ts_ns);
+		}
 		break;
 	}
 	case TG_EV_TARGET:
@@ -457,9 +505,16 @@ int tg_pipeline__event(struct tg_pipeline *p, const void *ev, size_t size)
 	case TG_EV_PYSYM:
 		err = text_event(ev, size, &text);
 		break;
+	case TG_EV_TASK:
+	case TG_EV_GC:
+		err = tg_taskcpu__event(p->tc, ev, size);
+		break;
 	default:
 		err = -EBADMSG;
 	}
+	/* Every other kernel event tells its thread's on-CPU time (taskcpu.h). */
+	if (!err && h->type >= TG_EV_CONN && h->type <= TG_EV_SAMPLE)
+		tg_taskcpu__point(p->tc, h);
 	if (!err && p->cfg.on_meta &&
 	    (h->type == TG_EV_PROC || h->type == TG_EV_TARGET || h->type == TG_EV_DROPS))
 		p->cfg.on_meta(p->cfg.ctx, ev, size);
@@ -478,9 +533,15 @@ void tg_pipeline__finish(struct tg_pipeline *p, uint64_t ts_ns)
 	while (tg_u64map__next(&p->conns, &pos, &key, &val))
 		conn_close(p, val, ts_ns);
 	tg_sqltrack__flush(p->sql);
+	tg_taskcpu__flush(p->tc);
 }
 
 void tg_pipeline__stats(const struct tg_pipeline *p, struct tg_pipeline_stats *out)
 {
 	*out = p->stats;
+}
+
+void tg_pipeline__task_stats(const struct tg_pipeline *p, struct tg_taskcpu_stats *out)
+{
+	tg_taskcpu__stats(p->tc, out);
 }

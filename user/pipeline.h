@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "request.h"
+#include "taskcpu.h"
 
 struct tg_query;
 
@@ -34,6 +35,9 @@ struct tg_pipeline_cfg {
 	size_t npg_ports;
 	bool keep_sql_values;
 	void (*on_query)(void *ctx, const struct tg_query *q);
+	/* New usage figures (taskcpu.h) for a request already stored with id
+	 * request_id: its work finished after it was stored. Optional. */
+	void (*on_usage)(void *ctx, int64_t request_id, const struct tg_usage *u);
 	void *ctx;
 };
 
@@ -74,5 +78,8 @@ void tg_pipeline__ignore_peer_port(struct tg_pipeline *p, uint16_t port);
 void tg_pipeline__finish(struct tg_pipeline *p, uint64_t ts_ns);
 
 void tg_pipeline__stats(const struct tg_pipeline *p, struct tg_pipeline_stats *out);
+
+/* Counters of the per-request CPU/memory accounting (taskcpu.h). */
+void tg_pipeline__task_stats(const struct tg_pipeline *p, struct tg_taskcpu_stats *out);
 
 #endif

@@ -129,7 +129,7 @@ struct tg_replay *tg_replay__open(const char *path)
 		goto err_free;
 	}
 	if (fread(&h, sizeof(h), 1, r->f) != 1 || memcmp(h.magic, TG_REC_MAGIC, 8) != 0 ||
-	    h.abi_version != TG_ABI_VERSION || h.header_size < sizeof(h)) {
+	    h.abi_version < 2 || h.abi_version > TG_ABI_VERSION || h.header_size < sizeof(h)) {
 		err = EBADMSG;
 		goto err_close;
 	}

@@ -9,6 +9,11 @@
  * are stepped through once in ascending order (ORDER BY duration_ns) and the
  * values at ranks ceil(p/100 * n) are kept, so memory stays constant however
  * many requests a run has.
+ *
+ * Resources per request (schema v5) come from the same GROUP BY (means over
+ * the requests that have usage figures) and, for the CPU p95, one more sorted
+ * pass read only when the run has such figures; on older files the columns
+ * are replaced by NULLs and the section is left out.
  */
 #include "report.h"
 
@@ -44,6 +49,9 @@ struct endpoint {
 	int64_t count, errors, timed;
 	int64_t pct[NPCT]; /* ns: p50 p90 p95 p99 max, over the timed requests */
 	double mean_resp, rps;
+	/* resources: over the usage_n requests with usage figures (schema v5) */
+	int64_t usage_n, cpu_p95;
+	double cpu_mean, gc_mean, minflt_mean, heap_mean;
 };
 
 struct slow {
@@ -61,6 +69,7 @@ struct report {
 	struct slow *slow;
 	size_t nslow;
 	struct tg_report_sql *sql; /* NULL: no queries table */
+	bool has_usage;		   /* some request of the run has usage figures */
 };
 
 static char *col_dup(sqlite3_stmt *st, int col)
@@ -240,6 +249,56 @@ static int load_percentiles(sqlite3_stmt *st, struct report *r)
 	return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
+/* The CPU p95 of each endpoint with usage: nearest rank ceil(0.95 * n) of
+ * its cpu_ns, in one sorted pass as load_percentiles. */
+static int load_cpu_p95(sqlite3 *db, struct report *r)
+{
+	struct endpoint *ep = NULL;
+	sqlite3_stmt *st = NULL;
+	int64_t rank = 0, i = 0;
+	size_t e;
+	int rc;
+
+	rc = sqlite3_prepare_v2(db,
+				"SELECT method, route, cpu_ns FROM requests"
+				" WHERE run_id = ? AND cpu_ns IS NOT NULL"
+				" ORDER BY method, route, cpu_ns",
+				-1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return rc;
+	sqlite3_bind_int64(st, 1, r->run.id);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *method = (const char *)sqlite3_column_text(st, 0);
+		const char *route = (const char *)sqlite3_column_text(st, 1);
+
+		if (!ep || !same_endpoint(ep, method, route)) {
+			ep = NULL;
+			for (e = 0; e < r->neps && !ep; e++)
+				if (same_endpoint(&r->eps[e], method, route))
+					ep = &r->eps[e];
+			if (!ep)
+				continue;
+			rank = (95 * ep->usage_n + 99) / 100;
+			i = 0;
+		}
+		if (++i == rank)
+			ep->cpu_p95 = sqlite3_column_int64(st, 2);
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+/* Whether the requests table has the usage columns (schema v5). */
+static bool has_usage_columns(sqlite3 *db)
+{
+	sqlite3_stmt *st = NULL;
+	bool yes = sqlite3_prepare_v2(db, "SELECT usage_flags FROM requests LIMIT 0", -1, &st,
+				      NULL) == SQLITE_OK;
+
+	sqlite3_finalize(st);
+	return yes;
+}
+
 static int load_endpoints(sqlite3 *db, const char *path, struct report *r, char *err, size_t errlen)
 {
 	sqlite3_stmt *agg = NULL, *dur = NULL;
@@ -247,13 +306,21 @@ static int load_endpoints(sqlite3 *db, const char *path, struct report *r, char 
 	size_t cap = 0;
 	int rc, ret = 0;
 
-	rc = sqlite3_prepare_v2(db,
-				"SELECT method, route, count(*), sum(coalesce(status, 0) >= 500),"
-				" count(duration_ns), avg(resp_bytes), sum((flags & ?2) != 0),"
-				" sum((flags & ?3) != 0)"
-				" FROM requests WHERE run_id = ?1 GROUP BY method, route"
-				" ORDER BY count(*) DESC, method, route",
-				-1, &agg, NULL);
+	rc = sqlite3_prepare_v2(
+	    db,
+	    has_usage_columns(db)
+		? "SELECT method, route, count(*), sum(coalesce(status, 0) >= 500),"
+		  " count(duration_ns), avg(resp_bytes), sum((flags & ?2) != 0),"
+		  " sum((flags & ?3) != 0), count(usage_flags), avg(cpu_ns), avg(gc_ns),"
+		  " avg(minflt), avg(heap_bytes)"
+		  " FROM requests WHERE run_id = ?1 GROUP BY method, route"
+		  " ORDER BY count(*) DESC, method, route"
+		: "SELECT method, route, count(*), sum(coalesce(status, 0) >= 500),"
+		  " count(duration_ns), avg(resp_bytes), sum((flags & ?2) != 0),"
+		  " sum((flags & ?3) != 0), 0, NULL, NULL, NULL, NULL"
+		  " FROM requests WHERE run_id = ?1 GROUP BY method, route"
+		  " ORDER BY count(*) DESC, method, route",
+	    -1, &agg, NULL);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_prepare_v2(db,
 					"SELECT method, route, duration_ns FROM requests"
@@ -289,6 +356,12 @@ static int load_endpoints(sqlite3 *db, const char *path, struct report *r, char 
 		r->run.requests += ep->count;
 		r->run.incomplete += sqlite3_column_int64(agg, 6);
 		r->run.lost += sqlite3_column_int64(agg, 7);
+		ep->usage_n = sqlite3_column_int64(agg, 8);
+		ep->cpu_mean = sqlite3_column_double(agg, 9);
+		ep->gc_mean = sqlite3_column_double(agg, 10);
+		ep->minflt_mean = sqlite3_column_double(agg, 11);
+		ep->heap_mean = sqlite3_column_double(agg, 12);
+		r->has_usage = r->has_usage || ep->usage_n > 0;
 		if (!ep->method) {
 			rc = SQLITE_NOMEM;
 			break;
@@ -297,6 +370,8 @@ static int load_endpoints(sqlite3 *db, const char *path, struct report *r, char 
 	if (rc != SQLITE_DONE)
 		goto fail;
 	rc = load_percentiles(dur, r);
+	if (rc == SQLITE_OK && r->has_usage)
+		rc = load_cpu_p95(db, r);
 	if (rc != SQLITE_OK)
 		goto fail;
 	goto out;
@@ -407,6 +482,24 @@ static void lat_cells(const struct endpoint *e, char cells[NPCT][24])
 			snprintf(cells[k], sizeof(cells[k]), "-");
 }
 
+/* Resource cells of an endpoint: CPU mean, CPU p95, GC mean (ms), minor
+ * faults, heap growth (KiB); "-" when none of its requests has figures. */
+static void usage_cells(const struct endpoint *e, char cells[5][24])
+{
+	int k;
+
+	if (!e->usage_n) {
+		for (k = 0; k < 5; k++)
+			snprintf(cells[k], sizeof(cells[k]), "-");
+		return;
+	}
+	snprintf(cells[0], sizeof(cells[0]), "%.2f", e->cpu_mean / 1e6);
+	snprintf(cells[1], sizeof(cells[1]), "%.2f", ms(e->cpu_p95));
+	snprintf(cells[2], sizeof(cells[2]), "%.2f", e->gc_mean / 1e6);
+	snprintf(cells[3], sizeof(cells[3]), "%.1f", e->minflt_mean);
+	snprintf(cells[4], sizeof(cells[4]), "%.1f", e->heap_mean / 1024);
+}
+
 /* ---- Text. */
 
 static void text_cell(FILE *out, const char *s, int width)
@@ -471,6 +564,21 @@ static void print_text(FILE *out, const struct report *r)
 	}
 	if (!r->neps)
 		fprintf(out, "(no requests)\n");
+	if (r->has_usage) {
+		fprintf(out, "\nResources per request (means; CPU in ms)\n");
+		fprintf(out, "%-*s %-*s %8s %9s %9s %9s %9s %11s\n", mw, "METHOD", rw, "ROUTE",
+			"WITH_CPU", "CPU", "CPU_P95", "GC_MS", "MINFLT", "HEAP_KB");
+		for (i = 0; i < r->neps; i++) {
+			const struct endpoint *e = &r->eps[i];
+			char c[5][24];
+
+			usage_cells(e, c);
+			text_cell(out, e->method, mw);
+			text_cell(out, e->route ? e->route : "-", rw);
+			fprintf(out, "%8lld %9s %9s %9s %9s %11s\n", (long long)e->usage_n, c[0],
+				c[1], c[2], c[3], c[4]);
+		}
+	}
 
 	if (!r->nslow)
 		return;
@@ -571,6 +679,22 @@ static void print_markdown(FILE *out, const struct report *r)
 	}
 	if (r->neps)
 		fputc('\n', out);
+	if (r->has_usage) {
+		fprintf(out, "### Resources per request\n\n| Method | Route | With CPU | CPU ms | "
+			     "CPU p95 ms | GC ms | minor faults | heap KiB |\n"
+			     "|---|---|---:|---:|---:|---:|---:|---:|\n");
+		for (i = 0; i < r->neps; i++) {
+			const struct endpoint *e = &r->eps[i];
+			char c[5][24];
+
+			usage_cells(e, c);
+			md_cell(out, e->method);
+			md_cell(out, e->route);
+			fprintf(out, "| %lld | %s | %s | %s | %s | %s |\n", (long long)e->usage_n,
+				c[0], c[1], c[2], c[3], c[4]);
+		}
+		fputc('\n', out);
+	}
 	if (!r->nslow)
 		return;
 	fprintf(out, "### Slowest requests\n\n| Start | Method | Path | Route | Status | ms | "
@@ -648,6 +772,21 @@ static cJSON *json_endpoint(const struct endpoint *e)
 		else
 			cJSON_AddNullToObject(o, names[k]); /* no request with a duration */
 	cJSON_AddNumberToObject(o, "mean_resp_bytes", e->mean_resp);
+	/* resources per request (schema v5): null when no request has figures */
+	if (e->usage_n) {
+		cJSON_AddNumberToObject(o, "cpu_ms_mean", e->cpu_mean / 1e6);
+		cJSON_AddNumberToObject(o, "cpu_ms_p95", ms(e->cpu_p95));
+		cJSON_AddNumberToObject(o, "gc_ms_mean", e->gc_mean / 1e6);
+		cJSON_AddNumberToObject(o, "minflt_mean", e->minflt_mean);
+		cJSON_AddNumberToObject(o, "heap_bytes_mean", e->heap_mean);
+	} else {
+		cJSON_AddNullToObject(o, "cpu_ms_mean");
+		cJSON_AddNullToObject(o, "cpu_ms_p95");
+		cJSON_AddNullToObject(o, "gc_ms_mean");
+		cJSON_AddNullToObject(o, "minflt_mean");
+		cJSON_AddNullToObject(o, "heap_bytes_mean");
+	}
+	cJSON_AddNumberToObject(o, "usage_requests", (double)e->usage_n);
 	return o;
 }
 

@@ -25,6 +25,53 @@
 #define TG_REQ_RESYNC 0x80	   /* garbage or a gap before this request was skipped */
 #define TG_REQ_ROUTE_GUESSED 0x100 /* route from heuristics, not from the app's route table */
 
+/* ---- Resources a request used (user/taskcpu.h, docs/attribution.md) ---- */
+
+/* Usage flags (requests.usage_flags in the database):
+ * VALID: per-task tracking ran for this process, the figures mean it;
+ * PARTIAL: some of its work was still running when it was stored, counted up
+ * to that work's last event; SPANS_TRUNC: more spans than TG_SPANS_MAX, the
+ * last one absorbs the rest; LOST: task events were lost (ring buffer full),
+ * the figures are low. */
+#define TG_USAGE_VALID 0x01
+#define TG_USAGE_PARTIAL 0x02
+#define TG_USAGE_SPANS_TRUNC 0x04
+#define TG_USAGE_LOST 0x08
+
+#define TG_SPANS_MAX 32
+
+/* A span of the request's timeline. */
+enum tg_span_kind {
+	TG_SPAN_RUN = 1,       /* a thread ran the request's work (a task step, a pool job) */
+	TG_SPAN_GC = 2,	       /* a garbage collection paused that work */
+	TG_SPAN_POOL_WAIT = 3, /* work handed to the thread pool waited for a worker */
+};
+
+struct tg_span {
+	uint32_t start_us; /* from the request's start_ns */
+	uint32_t dur_us;   /* wall time */
+	uint32_t cpu_us;   /* on-CPU time inside it (TG_SPAN_RUN; else 0) */
+	uint32_t tid;	   /* the thread */
+	uint8_t kind;	   /* enum tg_span_kind */
+	uint8_t pad[3];
+};
+
+struct tg_usage {
+	uint64_t cpu_ns;       /* on-CPU time of the request's work on every thread */
+	uint64_t cpu_pool_ns;  /* the part of cpu_ns on other threads than the event loop's */
+	uint64_t runq_ns;      /* its work was runnable but waited for a CPU (contention) */
+	uint64_t pool_wait_ns; /* its work waited for a thread-pool worker */
+	uint64_t minflt;       /* minor page faults while its work ran */
+	uint64_t majflt;       /* major page faults while its work ran */
+	uint64_t heap_bytes;   /* address space its work added (anonymous mmap, brk growth) */
+	uint64_t gc_ns;	       /* garbage collections that ran during its work */
+	uint32_t gc_count;
+	uint32_t flags; /* TG_USAGE_* */
+	uint32_t nspans;
+	uint32_t pad;
+	struct tg_span spans[TG_SPANS_MAX]; /* ordered by start */
+};
+
 struct tg_request {
 	uint64_t conn_id;
 	uint32_t pid;
@@ -40,6 +87,9 @@ struct tg_request {
 	uint32_t sql_count;	/* SQL statements run for this request (0: none seen) */
 	uint64_t sql_ns;	/* their total duration */
 	uint64_t task_key;	/* the asyncio task that wrote the response (0: unknown) */
+	uint32_t resp_tid;	/* thread that wrote the last response byte (0: unknown) */
+	uint64_t resp_oncpu_ns; /* its cumulative on-CPU time at that write (hdr.oncpu_ns) */
+	struct tg_usage usage;	/* filled by user/taskcpu.c before the request is stored */
 	char method[TG_METHOD_LEN];
 	char target[TG_TARGET_LEN]; /* path and query, query values redacted unless asked */
 	char route[TG_ROUTE_LEN];   /* route template, filled in by the pipeline */

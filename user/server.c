@@ -45,7 +45,7 @@ static const struct route routes[] = {
     {"/api/status", api_status},     {"/api/runs", api_runs},
     {"/api/overview", api_overview}, {"/api/endpoints", api_endpoints},
     {"/api/requests", api_requests}, {"/api/flamegraph", api_flamegraph},
-    {"/api/sql", api_sql},
+    {"/api/sql", api_sql},	     {"/api/process", api_process},
 };
 
 bool tg_server__is_loopback(const char *listen)

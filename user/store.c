@@ -36,7 +36,7 @@
 #include "log.h"
 #include "route.h"
 
-/* 16k jobs of ~1.4 KiB (a tg_request copy): ~23 MiB, tens of milliseconds of
+/* 16k jobs of ~2.2 KiB (a tg_request copy, its usage included): ~36 MiB, tens of ms of
  * buffering at full rate. Producers block beyond that. */
 #define QUEUE_LEN 16384
 #define BUSY_TIMEOUT_MS 5000
@@ -175,6 +175,32 @@ static const char *const migrations[] = {
      "CREATE INDEX queries_fingerprint ON queries(run_id, fingerprint);"
      "ALTER TABLE requests ADD COLUMN sql_count INTEGER;"
      "ALTER TABLE requests ADD COLUMN sql_ns INTEGER;"),
+    /* v4 -> v5: per-request resources and process samples (docs/schema.md,
+     * "Version 5"). Rows of older runs have no usage: NULL, and 0 in the
+     * rollup sums. */
+    ("ALTER TABLE requests ADD COLUMN cpu_ns INTEGER;"
+     "ALTER TABLE requests ADD COLUMN cpu_pool_ns INTEGER;"
+     "ALTER TABLE requests ADD COLUMN runq_ns INTEGER;"
+     "ALTER TABLE requests ADD COLUMN pool_wait_ns INTEGER;"
+     "ALTER TABLE requests ADD COLUMN minflt INTEGER;"
+     "ALTER TABLE requests ADD COLUMN majflt INTEGER;"
+     "ALTER TABLE requests ADD COLUMN heap_bytes INTEGER;"
+     "ALTER TABLE requests ADD COLUMN gc_count INTEGER;"
+     "ALTER TABLE requests ADD COLUMN gc_ns INTEGER;"
+     "ALTER TABLE requests ADD COLUMN usage_flags INTEGER;"
+     "ALTER TABLE requests ADD COLUMN timeline BLOB;"
+     "ALTER TABLE rollup_endpoint ADD COLUMN usage_count INTEGER NOT NULL DEFAULT 0;"
+     "ALTER TABLE rollup_endpoint ADD COLUMN sum_cpu_ns INTEGER NOT NULL DEFAULT 0;"
+     "ALTER TABLE rollup_endpoint ADD COLUMN sum_gc_ns INTEGER NOT NULL DEFAULT 0;"
+     "ALTER TABLE rollup_endpoint ADD COLUMN sum_gc_count INTEGER NOT NULL DEFAULT 0;"
+     "CREATE TABLE process_stats ("
+     " run_id INTEGER NOT NULL,"
+     " pid INTEGER NOT NULL,"
+     " ts INTEGER NOT NULL,"
+     " rss_bytes INTEGER,"
+     " cpu_ns INTEGER,"
+     " threads INTEGER);"
+     "CREATE INDEX process_stats_run ON process_stats(run_id, pid, ts);"),
 };
 
 /* Indexes built when a run ends, not maintained while it is written. Rows
@@ -186,18 +212,19 @@ static const char deferred_indexes[] =
     "CREATE INDEX IF NOT EXISTS requests_endpoint ON requests(run_id, method, route, start_ns);"
     "CREATE INDEX IF NOT EXISTS requests_endpoint_duration"
     " ON requests(run_id, method, route, duration_ns);"
-    "CREATE INDEX IF NOT EXISTS requests_duration ON requests(run_id, duration_ns);";
+    "CREATE INDEX IF NOT EXISTS requests_duration ON requests(run_id, duration_ns);"
+    "CREATE INDEX IF NOT EXISTS requests_cpu ON requests(run_id, cpu_ns) WHERE cpu_ns IS NOT NULL;";
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == TG_SCHEMA_VERSION,
 	       "one migration per schema version");
 
-enum job_kind { JOB_REQUEST = 1, JOB_TARGET, JOB_REROUTE, JOB_CALL };
+enum job_kind { JOB_REQUEST = 1, JOB_TARGET, JOB_REROUTE, JOB_CALL, JOB_USAGE, JOB_PROCSTAT };
 
 struct job {
 	enum job_kind kind;
 	int64_t run_id;
 	uint64_t mono_to_epoch_ns;
-	int64_t req_id; /* JOB_REQUEST: the id given by tg_store__add_request_id */
+	int64_t req_id; /* JOB_REQUEST: the id given by tg_store__add_request_id; JOB_USAGE */
 	union {
 		struct tg_request req;
 		struct {
@@ -214,6 +241,11 @@ struct job {
 			uint32_t pid;
 			const struct tg_routes *routes;
 		} reroute;
+		struct tg_usage usage; /* JOB_USAGE */
+		struct {
+			uint32_t pid, threads;
+			uint64_t mono_ns, rss_bytes, cpu_ns;
+		} proc;
 	};
 };
 
@@ -226,14 +258,18 @@ enum stmt_id {
 	ST_UPS_ENDPOINT,
 	ST_DEL_ENDPOINTS,
 	ST_REBUILD_ENDPOINTS,
+	ST_SEL_USAGE,
+	ST_UPD_USAGE,
+	ST_INS_PROCSTAT,
 	ST_COUNT
 };
 
 static const char *const stmt_sql[ST_COUNT] = {
     [ST_INS_REQUEST] = ("INSERT INTO requests (run_id, pid, tid, conn_id, start_ns, duration_ns,"
 			" ttfb_ns, method, path, route, status, req_bytes, resp_bytes, flags, peer,"
-			" sql_count, sql_ns, id)"
-			" VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"),
+			" sql_count, sql_ns, id, cpu_ns, cpu_pool_ns, runq_ns, pool_wait_ns,"
+			" minflt, majflt, heap_bytes, gc_count, gc_ns, usage_flags, timeline)"
+			" VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"),
     [ST_INS_TARGET] = "INSERT INTO targets (run_id, pid, cmdline, seen_ns) VALUES (?,?,?,?)",
     [ST_SEL_GUESSED] = ("SELECT id, method, path FROM requests"
 			" WHERE run_id = ? AND pid = ? AND (flags & ?) != 0"),
@@ -250,7 +286,8 @@ static const char *const stmt_sql[ST_COUNT] = {
 		       " hist = tg_hist_merge(hist, excluded.hist)"),
     [ST_UPS_ENDPOINT] = ("INSERT INTO rollup_endpoint (run_id, method, route, count, errors,"
 			 " incomplete, timed, sum_duration_ns, max_duration_ns, sum_resp_bytes,"
-			 " hist) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
+			 " hist, usage_count, sum_cpu_ns, sum_gc_ns, sum_gc_count)"
+			 " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 			 " ON CONFLICT (run_id, method, route) DO UPDATE SET"
 			 " count = count + excluded.count, errors = errors + excluded.errors,"
 			 " incomplete = incomplete + excluded.incomplete,"
@@ -258,14 +295,32 @@ static const char *const stmt_sql[ST_COUNT] = {
 			 " sum_duration_ns = sum_duration_ns + excluded.sum_duration_ns,"
 			 " max_duration_ns = max(max_duration_ns, excluded.max_duration_ns),"
 			 " sum_resp_bytes = sum_resp_bytes + excluded.sum_resp_bytes,"
-			 " hist = tg_hist_merge(hist, excluded.hist)"),
+			 " hist = tg_hist_merge(hist, excluded.hist),"
+			 " usage_count = usage_count + excluded.usage_count,"
+			 " sum_cpu_ns = sum_cpu_ns + excluded.sum_cpu_ns,"
+			 " sum_gc_ns = sum_gc_ns + excluded.sum_gc_ns,"
+			 " sum_gc_count = sum_gc_count + excluded.sum_gc_count"),
     [ST_DEL_ENDPOINTS] = "DELETE FROM rollup_endpoint WHERE run_id = ?",
-    [ST_REBUILD_ENDPOINTS] = ("INSERT INTO rollup_endpoint SELECT run_id, method,"
+    [ST_REBUILD_ENDPOINTS] = ("INSERT INTO rollup_endpoint (run_id, method, route, count,"
+			      " errors, incomplete, timed, sum_duration_ns, max_duration_ns,"
+			      " sum_resp_bytes, hist, usage_count, sum_cpu_ns, sum_gc_ns,"
+			      " sum_gc_count) SELECT run_id, method,"
 			      " coalesce(route, ''), count(*), sum(coalesce(status, 0) >= 500),"
 			      " sum((flags & 1) != 0), count(duration_ns),"
 			      " coalesce(sum(duration_ns), 0), coalesce(max(duration_ns), 0),"
-			      " sum(resp_bytes), tg_hist_of(duration_ns) FROM requests"
+			      " sum(resp_bytes), tg_hist_of(duration_ns), count(usage_flags),"
+			      " coalesce(sum(cpu_ns), 0), coalesce(sum(gc_ns), 0),"
+			      " coalesce(sum(gc_count), 0) FROM requests"
 			      " WHERE run_id = ? GROUP BY method, coalesce(route, '')"),
+    [ST_SEL_USAGE] = ("SELECT run_id, method, coalesce(route, ''), usage_flags IS NOT NULL,"
+		      " coalesce(cpu_ns, 0), coalesce(gc_ns, 0), coalesce(gc_count, 0)"
+		      " FROM requests WHERE id = ?"),
+    [ST_UPD_USAGE] = ("UPDATE requests SET cpu_ns = ?1, cpu_pool_ns = ?2, runq_ns = ?3,"
+		      " pool_wait_ns = ?4, minflt = ?5, majflt = ?6, heap_bytes = ?7,"
+		      " gc_count = ?8, gc_ns = ?9, usage_flags = ?10, timeline = ?11"
+		      " WHERE id = ?12"),
+    [ST_INS_PROCSTAT] = ("INSERT INTO process_stats (run_id, pid, ts, rss_bytes, cpu_ns, threads)"
+			 " VALUES (?,?,?,?,?,?)"),
 };
 
 /* Rollup accumulators of the batch being written (docs/schema.md, "Version
@@ -275,6 +330,7 @@ static const char *const stmt_sql[ST_COUNT] = {
 struct roll_common {
 	int64_t run_id;
 	int64_t count, errors, incomplete, lost, timed, sum_dur, max_dur, sum_resp;
+	int64_t usage_count, sum_cpu, sum_gc, sum_gc_count; /* written for endpoints only */
 	struct tg_hist *hist;
 };
 
@@ -316,6 +372,10 @@ struct tg_store {
 	uint64_t mono_to_epoch_ns;
 	struct tg_store_stats stats;
 	struct rollups roll; /* writer thread only (under db_lock) */
+	/* writer thread only: whether ST_INS_REQUEST's usage parameters hold values
+	 * (else NULL), and the timeline blob being bound */
+	bool usage_bound;
+	uint8_t timeline[TG_SPANS_MAX * TG_TIMELINE_REC];
 };
 
 static int exec_sql(sqlite3 *db, const char *sql)
@@ -579,6 +639,11 @@ static int step_done(sqlite3_stmt *st)
 	return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
+/* The first of ST_INS_REQUEST's 11 usage parameters, in ST_UPD_USAGE's order. */
+#define P_USAGE 19
+
+static void bind_usage(struct tg_store *s, sqlite3_stmt *st, int first, const struct tg_usage *u);
+
 static int write_request(struct tg_store *s, const struct job *j)
 {
 	const struct tg_request *r = &j->req;
@@ -617,7 +682,43 @@ static int write_request(struct tg_store *s, const struct job *j)
 		sqlite3_bind_null(st, 17);
 	}
 	sqlite3_bind_int64(st, 18, j->req_id);
-	return step_reset(st); /* all 18 parameters are bound every time */
+	/* Bindings persist across steps: the usage ones are bound for requests
+	 * with usage, and set back to NULL once after such a row, so requests of
+	 * untracked processes cost nothing more. */
+	if ((r->usage.flags & TG_USAGE_VALID) || s->usage_bound) {
+		bind_usage(s, st, P_USAGE, &r->usage);
+		s->usage_bound = r->usage.flags & TG_USAGE_VALID;
+	}
+	return step_reset(st); /* every parameter is bound */
+}
+
+/* Bind the 11 usage parameters first.. of st (in the order of ST_UPD_USAGE's
+ * columns): their values, or NULL when u is not valid. */
+static void bind_usage(struct tg_store *s, sqlite3_stmt *st, int first, const struct tg_usage *u)
+{
+	size_t n;
+	int i;
+
+	if (!(u->flags & TG_USAGE_VALID)) {
+		for (i = first; i < first + 11; i++)
+			sqlite3_bind_null(st, i);
+		return;
+	}
+	sqlite3_bind_int64(st, first, (int64_t)u->cpu_ns);
+	sqlite3_bind_int64(st, first + 1, (int64_t)u->cpu_pool_ns);
+	sqlite3_bind_int64(st, first + 2, (int64_t)u->runq_ns);
+	sqlite3_bind_int64(st, first + 3, (int64_t)u->pool_wait_ns);
+	sqlite3_bind_int64(st, first + 4, (int64_t)u->minflt);
+	sqlite3_bind_int64(st, first + 5, (int64_t)u->majflt);
+	sqlite3_bind_int64(st, first + 6, (int64_t)u->heap_bytes);
+	sqlite3_bind_int64(st, first + 7, u->gc_count);
+	sqlite3_bind_int64(st, first + 8, (int64_t)u->gc_ns);
+	sqlite3_bind_int64(st, first + 9, u->flags);
+	n = tg_timeline__pack(u, s->timeline, sizeof(s->timeline));
+	if (n)
+		sqlite3_bind_blob(st, first + 10, s->timeline, (int)n, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, first + 10);
 }
 
 static int write_target(struct tg_store *s, const struct job *j)
@@ -648,6 +749,12 @@ static int roll_init(struct roll_common *c, int64_t run_id)
 
 static void roll_count(struct roll_common *c, const struct tg_request *r, int64_t dur)
 {
+	if (r->usage.flags & TG_USAGE_VALID) {
+		c->usage_count++;
+		c->sum_cpu += (int64_t)r->usage.cpu_ns;
+		c->sum_gc += (int64_t)r->usage.gc_ns;
+		c->sum_gc_count += r->usage.gc_count;
+	}
 	c->count++;
 	c->errors += r->status >= 500;
 	c->incomplete += (r->flags & TG_REQ_INCOMPLETE) != 0;
@@ -718,6 +825,35 @@ static struct roll_series *roll_series_for(struct rollups *ro, int64_t run_id, i
 	return se;
 }
 
+/* The accumulator of (run, method, route), added if new. */
+static struct roll_endpoint *roll_endpoint_for(struct rollups *ro, int64_t run_id,
+					       const char *method, const char *route)
+{
+	uint32_t h = ep_hash(method, route);
+	struct roll_endpoint *ep;
+	size_t i;
+	void *p;
+
+	for (i = 0; i < ro->n_eps; i++) {
+		ep = &ro->eps[i];
+		if (ep->hash == h && ep->c.run_id == run_id && !strcmp(ep->method, method) &&
+		    !strcmp(ep->route, route))
+			return ep;
+	}
+	p = roll_grow(ro->eps, &ro->cap_eps, ro->n_eps, sizeof(*ro->eps));
+	if (!p)
+		return NULL;
+	ro->eps = p;
+	ep = &ro->eps[ro->n_eps];
+	if (roll_init(&ep->c, run_id))
+		return NULL;
+	ep->hash = h;
+	snprintf(ep->method, sizeof(ep->method), "%s", method);
+	snprintf(ep->route, sizeof(ep->route), "%s", route);
+	ro->n_eps++;
+	return ep;
+}
+
 /* Account one written request (same conversions as write_request). */
 static int roll_add(struct tg_store *s, const struct job *j)
 {
@@ -726,38 +862,17 @@ static int roll_add(struct tg_store *s, const struct job *j)
 	int64_t sec = (int64_t)((r->start_ns + j->mono_to_epoch_ns) / 1000000000ULL);
 	int64_t dur =
 	    r->end_ns && r->end_ns >= r->start_ns ? (int64_t)(r->end_ns - r->start_ns) : -1;
-	const char *route = r->route;
-	uint32_t h = ep_hash(r->method, route);
 	struct roll_series *se, *se60;
-	struct roll_endpoint *ep = NULL;
-	size_t i;
-	void *p;
+	struct roll_endpoint *ep;
 
 	se = roll_series_for(ro, j->run_id, 1, sec);
 	se60 = se ? roll_series_for(ro, j->run_id, 60, sec / 60 * 60) : NULL;
 	if (!se60)
 		return SQLITE_NOMEM;
 	se = roll_series_for(ro, j->run_id, 1, sec); /* the array may have moved */
-	for (i = 0; i < ro->n_eps; i++) {
-		ep = &ro->eps[i];
-		if (ep->hash == h && ep->c.run_id == j->run_id && !strcmp(ep->method, r->method) &&
-		    !strcmp(ep->route, route))
-			break;
-		ep = NULL;
-	}
-	if (!ep) {
-		p = roll_grow(ro->eps, &ro->cap_eps, ro->n_eps, sizeof(*ro->eps));
-		if (!p)
-			return SQLITE_NOMEM;
-		ro->eps = p;
-		ep = &ro->eps[ro->n_eps];
-		if (roll_init(&ep->c, j->run_id))
-			return SQLITE_NOMEM;
-		ep->hash = h;
-		snprintf(ep->method, sizeof(ep->method), "%s", r->method);
-		snprintf(ep->route, sizeof(ep->route), "%s", route);
-		ro->n_eps++;
-	}
+	ep = roll_endpoint_for(ro, j->run_id, r->method, r->route);
+	if (!ep)
+		return SQLITE_NOMEM;
 	roll_count(&se->c, r, dur);
 	roll_count(&se60->c, r, dur);
 	roll_count(&ep->c, r, dur);
@@ -813,6 +928,10 @@ static int roll_flush(struct tg_store *s)
 		sqlite3_bind_int64(st, 9, ep->c.max_dur);
 		sqlite3_bind_int64(st, 10, ep->c.sum_resp);
 		sqlite3_bind_blob(st, 11, blob, (int)n, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 12, ep->c.usage_count);
+		sqlite3_bind_int64(st, 13, ep->c.sum_cpu);
+		sqlite3_bind_int64(st, 14, ep->c.sum_gc);
+		sqlite3_bind_int64(st, 15, ep->c.sum_gc_count);
 		rc = step_reset(st);
 	}
 	roll_reset(s);
@@ -904,6 +1023,60 @@ out:
 	return rc;
 }
 
+/*
+ * Usage completed after the request was queued: rewrite its columns and move
+ * the endpoint rollup by the difference (through the batch's accumulator, so
+ * it lands in the same upsert as the row's own count when both are in one
+ * batch). A request that is not in the table (its row failed) is skipped.
+ */
+static int write_usage(struct tg_store *s, const struct job *j)
+{
+	sqlite3_stmt *sel = s->stmt[ST_SEL_USAGE], *upd = s->stmt[ST_UPD_USAGE];
+	const struct tg_usage *u = &j->usage;
+	bool valid = u->flags & TG_USAGE_VALID, had;
+	struct roll_endpoint *ep;
+	int64_t run_id, cpu, gc, gcn;
+	int rc;
+
+	sqlite3_bind_int64(sel, 1, j->req_id);
+	rc = sqlite3_step(sel);
+	if (rc != SQLITE_ROW) {
+		sqlite3_reset(sel);
+		return rc == SQLITE_DONE ? SQLITE_OK : rc;
+	}
+	run_id = sqlite3_column_int64(sel, 0);
+	had = sqlite3_column_int(sel, 3);
+	cpu = sqlite3_column_int64(sel, 4);
+	gc = sqlite3_column_int64(sel, 5);
+	gcn = sqlite3_column_int64(sel, 6);
+	ep = roll_endpoint_for(&s->roll, run_id, (const char *)sqlite3_column_text(sel, 1),
+			       (const char *)sqlite3_column_text(sel, 2));
+	sqlite3_reset(sel);
+	if (!ep)
+		return SQLITE_NOMEM;
+	ep->c.usage_count += (int64_t)valid - (int64_t)had;
+	ep->c.sum_cpu += (valid ? (int64_t)u->cpu_ns : 0) - cpu;
+	ep->c.sum_gc += (valid ? (int64_t)u->gc_ns : 0) - gc;
+	ep->c.sum_gc_count += (valid ? (int64_t)u->gc_count : 0) - gcn;
+
+	bind_usage(s, upd, 1, u);
+	sqlite3_bind_int64(upd, 12, j->req_id);
+	return step_done(upd);
+}
+
+static int write_procstat(struct tg_store *s, const struct job *j)
+{
+	sqlite3_stmt *st = s->stmt[ST_INS_PROCSTAT];
+
+	sqlite3_bind_int64(st, 1, j->run_id);
+	sqlite3_bind_int64(st, 2, j->proc.pid);
+	sqlite3_bind_int64(st, 3, (int64_t)(j->proc.mono_ns + j->mono_to_epoch_ns));
+	sqlite3_bind_int64(st, 4, (int64_t)j->proc.rss_bytes);
+	sqlite3_bind_int64(st, 5, (int64_t)j->proc.cpu_ns);
+	sqlite3_bind_int64(st, 6, j->proc.threads);
+	return step_done(st);
+}
+
 static int write_job(struct tg_store *s, const struct job *j)
 {
 	int rc;
@@ -918,6 +1091,10 @@ static int write_job(struct tg_store *s, const struct job *j)
 		return write_reroute(s, j);
 	case JOB_CALL:
 		return j->call.fn(s->db, j->call.arg, j->run_id, j->mono_to_epoch_ns);
+	case JOB_USAGE:
+		return write_usage(s, j);
+	case JOB_PROCSTAT:
+		return write_procstat(s, j);
 	}
 	return SQLITE_MISUSE;
 }
@@ -934,6 +1111,11 @@ static void log_failed(struct tg_store *s, const struct job *j, int rc)
 		tg_err("store: target pid %u not written: %s", j->target.pid, msg);
 	else if (j->kind == JOB_REROUTE)
 		tg_err("store: routes of pid %u not updated: %s", j->reroute.pid, msg);
+	else if (j->kind == JOB_USAGE)
+		tg_err("store: resources of request %lld not updated: %s", (long long)j->req_id,
+		       msg);
+	else if (j->kind == JOB_PROCSTAT)
+		tg_err("store: process sample of pid %u not written: %s", j->proc.pid, msg);
 	else
 		tg_err("store: a write was lost: %s", msg);
 }
@@ -1179,6 +1361,104 @@ int tg_store__add_request_id(struct tg_store *s, const struct tg_request *r, int
 	}
 	pthread_mutex_unlock(&s->lock);
 	return ret;
+}
+
+int tg_store__update_usage(struct tg_store *s, int64_t request_id, const struct tg_usage *u)
+{
+	struct job *j;
+	int ret;
+
+	if (!s || !u || request_id <= 0)
+		return -EINVAL;
+	pthread_mutex_lock(&s->lock);
+	j = reserve(s, JOB_USAGE, &ret);
+	if (j) {
+		j->req_id = request_id;
+		j->usage = *u;
+		commit_job(s);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return ret;
+}
+
+int tg_store__add_process_stat(struct tg_store *s, uint32_t pid, uint64_t mono_ns,
+			       uint64_t rss_bytes, uint64_t cpu_ns, uint32_t threads)
+{
+	struct job *j;
+	int ret;
+
+	if (!s)
+		return -EINVAL;
+	pthread_mutex_lock(&s->lock);
+	j = reserve(s, JOB_PROCSTAT, &ret);
+	if (j) {
+		j->proc.pid = pid;
+		j->proc.threads = threads;
+		j->proc.mono_ns = mono_ns;
+		j->proc.rss_bytes = rss_bytes;
+		j->proc.cpu_ns = cpu_ns;
+		commit_job(s);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return ret;
+}
+
+static void put_le32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+	p[2] = (uint8_t)(v >> 16);
+	p[3] = (uint8_t)(v >> 24);
+}
+
+static uint32_t get_le32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+size_t tg_timeline__pack(const struct tg_usage *u, uint8_t *out, size_t cap)
+{
+	size_t n, i;
+
+	if (!u || !out)
+		return 0;
+	n = u->nspans < TG_SPANS_MAX ? u->nspans : TG_SPANS_MAX;
+	if (n > cap / TG_TIMELINE_REC)
+		n = cap / TG_TIMELINE_REC;
+	for (i = 0; i < n; i++) {
+		const struct tg_span *sp = &u->spans[i];
+		uint8_t *p = out + i * TG_TIMELINE_REC;
+
+		put_le32(p, sp->start_us);
+		put_le32(p + 4, sp->dur_us);
+		put_le32(p + 8, sp->cpu_us);
+		put_le32(p + 12, sp->tid);
+		p[16] = sp->kind;
+		p[17] = p[18] = p[19] = 0;
+	}
+	return n * TG_TIMELINE_REC;
+}
+
+size_t tg_timeline__unpack(const void *blob, size_t len, struct tg_span *out, size_t max)
+{
+	const uint8_t *b = blob;
+	size_t n = len / TG_TIMELINE_REC, i;
+
+	if (!blob || !out)
+		return 0;
+	if (n > max)
+		n = max;
+	for (i = 0; i < n; i++) {
+		const uint8_t *p = b + i * TG_TIMELINE_REC;
+
+		memset(&out[i], 0, sizeof(out[i]));
+		out[i].start_us = get_le32(p);
+		out[i].dur_us = get_le32(p + 4);
+		out[i].cpu_us = get_le32(p + 8);
+		out[i].tid = get_le32(p + 12);
+		out[i].kind = p[16];
+	}
+	return n;
 }
 
 int tg_store__call(struct tg_store *s, tg_store_call_fn fn, void *arg, void (*free_fn)(void *arg))

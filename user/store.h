@@ -20,7 +20,7 @@
 struct tg_routes;
 
 /* The schema version this build writes (PRAGMA user_version). */
-#define TG_SCHEMA_VERSION 4
+#define TG_SCHEMA_VERSION 5
 
 struct tg_run_info {
 	uint64_t started_ns;	   /* Unix epoch ns */
@@ -91,6 +91,34 @@ int tg_store__flush(struct tg_store *s);
  * up to date while rows stream in (docs/schema.md; seconds for millions of
  * rows). Returns 0 or -errno. */
 int tg_store__end_run(struct tg_store *s, uint64_t ended_ns, uint64_t events, uint64_t dropped);
+
+/* Replace the resources of a request already queued (request_id from
+ * tg_store__add_request_id) with u (copied): its usage columns and timeline,
+ * NULL when u->flags lacks TG_USAGE_VALID, and the endpoint rollup's CPU/GC
+ * sums by the difference. Queued after the request, so applied after its
+ * INSERT; a request whose row was never written is skipped silently.
+ * Returns 0 or -errno (-EINVAL: s or u NULL, request_id <= 0, no run). */
+int tg_store__update_usage(struct tg_store *s, int64_t request_id, const struct tg_usage *u);
+
+/* Queue one sample of a target process (process_stats): mono_ns the
+ * CLOCK_MONOTONIC time of the reading (stored as epoch ns), rss_bytes its
+ * resident set, cpu_ns its user + system CPU time so far, threads its thread
+ * count. Returns 0 or -errno (-EINVAL before tg_store__begin_run). */
+int tg_store__add_process_stat(struct tg_store *s, uint32_t pid, uint64_t mono_ns,
+			       uint64_t rss_bytes, uint64_t cpu_ns, uint32_t threads);
+
+/* requests.timeline (docs/schema.md, "Version 5"): one TG_TIMELINE_REC-byte
+ * little-endian record per span: u32 start_us, u32 dur_us, u32 cpu_us,
+ * u32 tid, u8 kind, 3 zero bytes. */
+#define TG_TIMELINE_REC 20
+
+/* Pack u's spans (at most TG_SPANS_MAX, and what fits in cap) into out.
+ * Returns the bytes written (0: no spans, or u/out NULL). */
+size_t tg_timeline__pack(const struct tg_usage *u, uint8_t *out, size_t cap);
+
+/* Unpack up to max spans of a timeline blob of len bytes into out (a trailing
+ * partial record is ignored). Returns the number of spans. */
+size_t tg_timeline__unpack(const void *blob, size_t len, struct tg_span *out, size_t max);
 
 /* Counters so far. */
 void tg_store__stats(struct tg_store *s, struct tg_store_stats *out);

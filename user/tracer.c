@@ -45,6 +45,7 @@
 
 #include "log.h"
 #include "procscan.h"
+#include "pyctx.h"
 #include "pyruntime.h"
 #include "timeglass/events.h"
 
@@ -79,6 +80,16 @@ struct tg_tracer {
 	int handled;			/* events handed to fn during the current poll */
 	struct bpf_link **sample_links; /* one per CPU (NULL where a CPU is offline) */
 	int nsample_links;
+	bool no_task_probes;
+	struct task_probes *probes; /* per-task accounting links, one entry per CPython pid */
+	size_t nprobes, cprobes;
+};
+
+/* The per-task accounting probes of one process (bpf/task.bpf.h). */
+struct task_probes {
+	pid_t pid;
+	int bits; /* TG_TASK_PROBES_* */
+	struct bpf_link *enter, *copy, *gc_start, *gc_done;
 };
 
 static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
@@ -191,6 +202,108 @@ static void forget_conns(struct tg_tracer *t, uint32_t tgid)
 		bpf_map_delete_elem(fd, prev);
 }
 
+static void task_probes_detach(struct tg_tracer *t, pid_t pid)
+{
+	for (size_t i = 0; i < t->nprobes; i++) {
+		struct task_probes *p = &t->probes[i];
+
+		if (p->pid != pid)
+			continue;
+		bpf_link__destroy(p->enter);
+		bpf_link__destroy(p->copy);
+		bpf_link__destroy(p->gc_start);
+		bpf_link__destroy(p->gc_done);
+		*p = t->probes[--t->nprobes];
+		return;
+	}
+}
+
+static struct bpf_link *attach_or_warn(struct bpf_link *l, pid_t pid, const char *what)
+{
+	long err = libbpf_get_error(l);
+	char msg[128];
+
+	if (!err)
+		return l;
+	libbpf_strerror((int)err, msg, sizeof(msg));
+	tg_warn("pid %d: cannot attach the %s probe: %s", (int)pid, what, msg);
+	return NULL;
+}
+
+/* Attach the per-task accounting probes to CPython process pid, whose
+ * runtime lives in the ELF file path (as the process names it). Failures
+ * are logged; the rest of tracing goes on without them. */
+static void task_probes_attach(struct tg_tracer *t, pid_t pid, const char *path)
+{
+	struct tg_pyctx_sites sites;
+	struct task_probes p = {.pid = pid};
+	char file[600];
+	int ret;
+
+	task_probes_detach(t, pid);
+	if (t->no_task_probes)
+		return;
+	/* The file as the target sees it (it may live in another mount namespace). */
+	snprintf(file, sizeof(file), "/proc/%d/root%s", (int)pid, path);
+	ret = tg_pyctx__find(file, &sites);
+	if (ret) {
+		tg_warn("pid %d: no place to probe Context switches in %s (%s): no CPU per request",
+			(int)pid, path, strerror(-ret));
+		return;
+	}
+	if (t->nprobes == t->cprobes) {
+		size_t c = t->cprobes ? t->cprobes * 2 : 8;
+		struct task_probes *n = realloc(t->probes, c * sizeof(*n));
+
+		if (!n)
+			return;
+		t->probes = n;
+		t->cprobes = c;
+	}
+	p.enter = attach_or_warn(bpf_program__attach_uprobe(sites.enter_has_ts
+								? t->skel->progs.tg_ctx_enter_ts
+								: t->skel->progs.tg_ctx_enter,
+							    false, pid, file, sites.enter_off),
+				 pid, "Context entry");
+	if (sites.new_call_off)
+		p.copy = attach_or_warn(bpf_program__attach_uprobe(t->skel->progs.tg_ctx_new, false,
+								   pid, file, sites.new_call_off),
+					pid, "Context creation");
+	if (!p.copy)
+		p.copy = attach_or_warn(bpf_program__attach_uprobe(t->skel->progs.tg_ctx_copy, true,
+								   pid, file, sites.copy_off),
+					pid, "Context creation (return)");
+	p.gc_start = attach_or_warn(bpf_program__attach_usdt(t->skel->progs.tg_gc_start, pid, file,
+							     "python", "gc__start", NULL),
+				    pid, "gc__start");
+	p.gc_done = attach_or_warn(bpf_program__attach_usdt(t->skel->progs.tg_gc_done, pid, file,
+							    "python", "gc__done", NULL),
+				   pid, "gc__done");
+	if (!p.enter || !p.copy) {
+		bpf_link__destroy(p.enter);
+		bpf_link__destroy(p.copy);
+		p.enter = p.copy = NULL;
+	} else {
+		p.bits = TG_TASK_PROBES_ENTER | TG_TASK_PROBES_LINK |
+			 (sites.asyncio_covered ? TG_TASK_PROBES_ASYNCIO : 0);
+	}
+	if (p.gc_start && p.gc_done)
+		p.bits |= TG_TASK_PROBES_GC;
+	if (!sites.asyncio_covered && p.enter)
+		tg_warn("pid %d: %s: CPU per request works on uvloop only", (int)pid, sites.how);
+	tg_debug("pid %d: task probes 0x%x (Context entry: %s; creation: %s)", (int)pid, p.bits,
+		 sites.how, sites.new_call_off ? "call in context_new_from_vars" : "uretprobe");
+	t->probes[t->nprobes++] = p;
+}
+
+int tg_tracer__task_probes(const struct tg_tracer *t, pid_t pid)
+{
+	for (size_t i = 0; t && i < t->nprobes; i++)
+		if (t->probes[i].pid == pid)
+			return t->probes[i].bits;
+	return 0;
+}
+
 /* Register pid's CPython runtime in py_procs (or remove a stale entry when
  * pid does not run a supported CPython). Returns 0 or -errno of detect. */
 static int python_register(struct tg_tracer *t, pid_t pid)
@@ -203,6 +316,7 @@ static int python_register(struct tg_tracer *t, pid_t pid)
 
 	if (ret) {
 		bpf_map_delete_elem(fd, &key);
+		task_probes_detach(t, pid);
 		if (ret == -ENOTSUP)
 			tg_warn("pid %d runs CPython %d.%d, whose internals TimeGlass cannot read: "
 				"its samples carry no Python stacks",
@@ -216,6 +330,7 @@ static int python_register(struct tg_tracer *t, pid_t pid)
 		return -errno;
 	tg_debug("pid %d: CPython %d.%d, _PyRuntime at 0x%llx (%s; offsets: %s)", (int)pid,
 		 rt.major, rt.minor, (unsigned long long)rt.runtime, rt.path, rt.off.source);
+	task_probes_attach(t, pid, rt.path);
 	return 0;
 }
 
@@ -232,6 +347,7 @@ static int on_sample(void *ctx, void *data, size_t size)
 
 		if (p->kind == TG_PROC_EXIT) {
 			forget_conns(t, h->pid);
+			task_probes_detach(t, (pid_t)h->pid);
 			bpf_map_delete_elem(bpf_map__fd(t->skel->maps.py_procs), &key);
 		} else if (p->kind == TG_PROC_EXEC) {
 			python_register(t, (pid_t)h->pid);
@@ -366,6 +482,7 @@ struct tg_tracer *tg_tracer__open(const struct tg_tracer_cfg *cfg, tg_tracer_eve
 	}
 	t->fn = fn;
 	t->ctx = ctx;
+	t->no_task_probes = cfg && cfg->no_task_probes;
 	t->skel = tg_io_bpf__open();
 	if (!t->skel) {
 		ret = -errno;
@@ -518,6 +635,7 @@ int tg_tracer__remove_pid(struct tg_tracer *t, pid_t pid)
 	if (bpf_map_delete_elem(bpf_map__fd(t->skel->maps.traced_pids), &key))
 		ret = -errno;
 	bpf_map_delete_elem(bpf_map__fd(t->skel->maps.py_procs), &key);
+	task_probes_detach(t, pid);
 	bump_epoch(t);
 	forget_conns(t, key);
 	return ret;
@@ -559,6 +677,9 @@ void tg_tracer__close(struct tg_tracer *t)
 	for (int i = 0; i < t->nsample_links; i++)
 		bpf_link__destroy(t->sample_links[i]);
 	free(t->sample_links);
+	while (t->nprobes)
+		task_probes_detach(t, t->probes[0].pid);
+	free(t->probes);
 	ring_buffer__free(t->rb);
 	tg_io_bpf__destroy(t->skel);
 	free(t);

@@ -30,6 +30,10 @@ struct tg_tracer_cfg {
 	uint16_t pg_ports[16];
 	size_t npg_ports;
 	uint32_t pg_capture_bytes; /* 0: TG_HEAD_MAX (16 KiB; clamped to it) */
+	/* Per-task accounting (bpf/task.bpf.h): uprobes on CPython's Context
+	 * entry and creation, gc USDT probes, attached to every CPython target
+	 * at add_pid (and its forks and execs). Set to turn them off. */
+	int no_task_probes;
 };
 
 #define TG_TRACER_MAX_PG_PORTS 16
@@ -63,6 +67,14 @@ struct tg_tracer *tg_tracer__open(const struct tg_tracer_cfg *cfg, tg_tracer_eve
  * event with origin TG_ORIGIN_EXISTING is passed to the callback for each. Returns 0 or -errno
  * (-ESRCH: no such process). */
 int tg_tracer__add_pid(struct tg_tracer *t, pid_t pid);
+
+/* What per-task accounting has for pid: TG_TASK_PROBES_* bits (0: none,
+ * e.g. not CPython, probes off or failed; the log says why). */
+#define TG_TASK_PROBES_ENTER 0x1   /* Context entries are seen (uvloop at least) */
+#define TG_TASK_PROBES_ASYNCIO 0x2 /* ... including asyncio's Context.run */
+#define TG_TASK_PROBES_LINK 0x4	   /* Context creation is seen (child tasks, thread pool) */
+#define TG_TASK_PROBES_GC 0x8	   /* gc__start/gc__done */
+int tg_tracer__task_probes(const struct tg_tracer *t, pid_t pid);
 
 /* Stop tracing pid. Returns 0 or -errno. */
 int tg_tracer__remove_pid(struct tg_tracer *t, pid_t pid);

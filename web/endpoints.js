@@ -19,14 +19,38 @@ const BASE = [
 	['mean', 'Mean', 'mean_ms', fmtMs, true],
 	['max', 'Max', 'max_ms', fmtMs, true],
 ];
-// Shown only when present in the answer (later API versions).
+// Shown only when present in the answer (later API versions); the CPU and GC
+// means only when some endpoint of the run has one (null: no usage data).
 const OPTIONAL = [
-	[null, 'CPU (mean)', 'mean_cpu_ms', fmtMs, true],
+	['cpu', 'CPU (mean)', 'cpu_mean_ms', fmtMs, true],
+	['gc', 'GC (mean)', 'gc_mean_ms', fmtMs, true],
 	[null, 'SQL (mean)', 'mean_sql_ms', fmtMs, true],
 	[null, 'SQL stmts', 'sql_count', fmtInt, true],
 	[null, 'Resp. size', 'mean_resp_bytes', fmtBytes, true],
 ];
-const SORTS = new Set(BASE.map((c) => c[0]).filter(Boolean));
+const SORTS = new Set(BASE.concat(OPTIONAL).map((c) => c[0]).filter(Boolean));
+const NULLABLE = new Set(['cpu_mean_ms', 'gc_mean_ms']);
+// Sorted here, not by the server (the list is complete: one row per endpoint).
+const LOCAL_SORTS = {gc: 'gc_mean_ms'};
+
+function sortLocally(list, sort, order) {
+	const f = LOCAL_SORTS[sort];
+	if (!f)
+		return list;
+	const dir = order === 'asc' ? 1 : -1;
+	const v = (e) => (typeof e[f] === 'number' ? e[f] : null);
+	return list.slice().sort((a, b) => {
+		if (v(a) !== v(b)) {
+			if (v(a) === null)
+				return 1; // endpoints without a value last, either way
+			if (v(b) === null)
+				return -1;
+			return dir * (v(a) - v(b));
+		}
+		return a.method.localeCompare(b.method) || String(a.route ?? '').localeCompare(String(b.route ?? ''));
+	});
+}
+const present = (list, f) => list.some((e) => (NULLABLE.has(f) ? typeof e[f] === 'number' : e[f] !== undefined));
 
 function sortOf(params) {
 	const sort = SORTS.has(params.get('sort')) ? params.get('sort') : 'count';
@@ -54,7 +78,7 @@ function header(col, sort, order, params) {
 
 function render(el, route, list, focusKey) {
 	const {sort, order} = sortOf(route.params);
-	const cols = BASE.concat(OPTIONAL.filter((c) => list.some((e) => e[c[2]] !== undefined)));
+	const cols = BASE.concat(OPTIONAL.filter((c) => present(list, c[2])));
 	const go = (e) => { location.hash = href('requests', carry({method: e.method, route: e.route})); };
 	const table = list.length === 0
 		? h('p', {class: 'empty'}, 'No requests recorded in this run.')
@@ -87,8 +111,8 @@ export function mount(el, route) {
 			ctl.abort();
 		ctl = new AbortController();
 		const {sort, order} = sortOf(route.params);
-		api('endpoints', {run: route.params.get('run'), sort, order}, ctl.signal)
-			.then((d) => render(el, route, d.endpoints || [], focusKey))
+		api('endpoints', {run: route.params.get('run'), sort: LOCAL_SORTS[sort] ? 'count' : sort, order}, ctl.signal)
+			.then((d) => render(el, route, sortLocally(d.endpoints || [], sort, order), focusKey))
 			.catch((e) => {
 				if (e.name !== 'AbortError')
 					fill(el, h('div', {class: 'error', role: 'alert'}, e.message));

@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: MIT
 // Overview of one run (GET /api/overview): headline cards, three charts
-// over time (requests/s, latency percentiles, errors) and the busiest and
-// slowest endpoints, each linking to the requests list filtered to it.
+// over time (requests/s, latency percentiles, errors), the resident memory of
+// each target process over time (GET /api/process, when the run sampled it)
+// and the busiest and slowest endpoints, each linking to the requests list
+// filtered to it.
 
 import {api, href, carry} from './client.js';
-import {h, fill, fmtMs, fmtInt, fmtPct, fmtRate, fmtAbs, endpointName} from './util.js';
+import {h, fill, fmtMs, fmtInt, fmtPct, fmtRate, fmtAbs, fmtBytes, endpointName} from './util.js';
 import {timeChart, legend} from './chart.js';
 
 function card(label, value, opts = {}) {
@@ -29,6 +31,42 @@ function endpointTable(title, rows, col, fmtCol) {
 
 function chartPanel(title, svg, series) {
 	return h('section', {class: 'panel chart-panel'}, h('h2', {}, title), svg, legend(series));
+}
+
+const MAX_POINTS = 240;
+const MiB = 1024 * 1024;
+const fmtMiB = (v) => (v >= 1024 ? (v / 1024).toFixed(1) + ' GiB' : (v >= 10 || v === 0 ? v.toFixed(0) : v.toFixed(1)) + ' MiB');
+
+// One RSS chart per target process (a panel each, in the grid of the other
+// charts); null when the run has no samples.
+function processSection(d) {
+	const series = ((d && d.series) || []).filter((s) => Array.isArray(s.points) && s.points.length > 0);
+	if (!series.length)
+		return null;
+	return h('div', {class: 'charts', id: 'process'}, series.map((s) => {
+		// At most MAX_POINTS points: the largest RSS of each group of samples.
+		const pts = s.points;
+		const k = Math.ceil(pts.length / MAX_POINTS);
+		const times = [];
+		const rss = [];
+		for (let i = 0; i < pts.length; i += k) {
+			const g = pts.slice(i, i + k);
+			times.push(g[0][0]);
+			rss.push(Math.max(...g.map((p) => p[1] ?? 0)) / MiB);
+		}
+		const first = pts[0], last = pts[pts.length - 1];
+		const peak = Math.max(...pts.map((p) => p[1] ?? 0));
+		const secs = Number(BigInt(last[0]) - BigInt(first[0])) / 1e9;
+		const cpu = secs > 0 && typeof last[2] === 'number' && typeof first[2] === 'number'
+			? (last[2] - first[2]) / 10 / secs : null; // ms per s -> % of one CPU
+		const ser = [{name: 'RSS', cls: 's-rss', values: rss}];
+		return h('section', {class: 'panel chart-panel proc', dataset: {pid: String(s.pid)}},
+			 h('h2', {}, `Memory (RSS) · pid ${s.pid}`),
+			 timeChart({title: `Resident memory of pid ${s.pid}`, times, series: ser, fmt: fmtMiB}),
+			 legend(ser),
+			 h('div', {class: 'muted small proc-sub'}, `peak ${fmtBytes(peak)} · last ${fmtBytes(last[1])}` +
+			   (cpu !== null ? ` · CPU ${cpu.toFixed(1)} % of a core` : '')));
+	}));
 }
 
 function render(el, d) {
@@ -71,6 +109,7 @@ function render(el, d) {
 				fmt: fmtMs}), lat),
 			    chartPanel(`Errors per ${bs} s`, timeChart({title: 'Errors', times, series: errs, kind: 'bar',
 				fmt: (v) => fmtInt(v)}), errs)),
+		h('div', {id: 'process-slot'}),
 		h('div', {class: 'two'},
 		  endpointTable('Busiest endpoints', d.busiest || [], 'Requests', (e) => fmtInt(e.count)),
 		  endpointTable('Slowest endpoints (p95)', d.slowest || [], 'p95', (e) => fmtMs(e.p95_ms))));
@@ -79,8 +118,17 @@ function render(el, d) {
 export function mount(el, route) {
 	const ctl = new AbortController();
 	el.append(h('p', {class: 'muted loading'}, 'Loading overview…'));
+	// Process samples come from their own call: an old server (or a run
+	// without samples) just shows no memory chart.
+	const proc = api('process', {run: route.params.get('run')}, ctl.signal).catch(() => null);
 	api('overview', {run: route.params.get('run')}, ctl.signal)
-		.then((d) => render(el, d))
+		.then(async (d) => {
+			render(el, d);
+			const p = processSection(await proc);
+			const slot = el.querySelector('#process-slot');
+			if (p && slot)
+				slot.replaceWith(p);
+		})
 		.catch((e) => {
 			if (e.name !== 'AbortError')
 				fill(el, h('div', {class: 'error', role: 'alert'}, e.message));

@@ -1,13 +1,15 @@
 // SPDX-License-Identifier: MIT
 // One request (GET /api/requests/ID): summary cards and, when the API sends
-// them, extra sections: its SQL statements (a waterfall placing them in the
-// request, and the list), its CPU flame graph when samples exist ("samples"),
-// a "timeline" array and cpu_ms and friends. Nothing is shown for data that
+// them, extra sections: what it used ("usage": the Resources panel and the
+// timeline waterfall of its threads, GC and SQL, web/usage.js), its SQL
+// statements (a waterfall placing them in the request, and the list), its CPU
+// flame graph when samples exist ("samples"). Nothing is shown for data that
 // does not exist.
 
 import {api, href, carry} from './client.js';
 import {h, fill, fmtMsExact, fmtMs, fmtBytes, fmtAbs, fmtAgo, fmtInt, flagInfo, statusClass} from './util.js';
 import {showFlame} from './flame.js';
+import {resourcesSection, timelineSection, hideTip} from './usage.js';
 
 function card(label, value, key, sub = null, cls = '') {
 	return h('div', {class: 'card ' + cls, dataset: {field: key}},
@@ -15,13 +17,10 @@ function card(label, value, key, sub = null, cls = '') {
 		 sub ? h('div', {class: 'sub muted'}, sub) : null);
 }
 
-// Extra per-request measurements of later API versions, shown when present.
+// Extra per-request measurements, shown when present (CPU, GC and memory are
+// in the Resources panel of "usage").
 const EXTRA = [
-	['cpu_ms', 'CPU', fmtMsExact],
-	['wait_ms', 'Waiting', fmtMsExact],
 	['sql_ms', 'SQL time', fmtMsExact],
-	['gc_ms', 'GC pauses', fmtMsExact],
-	['mem_bytes', 'Memory growth', fmtBytes],
 ];
 
 function sqlSection(list, r) {
@@ -46,14 +45,14 @@ function sqlSection(list, r) {
 }
 
 // The request as a bar with its SQL statements placed by start and duration.
-function sqlWaterfall(list, r) {
+function sqlWaterfall(list, r, title = 'Timeline') {
 	if (!Array.isArray(list) || list.length === 0 || typeof list[0].start_ms !== 'number')
 		return null;
 	const span = Math.max(r.duration_ms || 0, ...list.map((q) => q.start_ms + (q.duration_ms || 0))) || 1;
 	const bar = (t, d, cls, title) => h('span', {class: 'tl-track'},
 		h('span', {class: 'tl-bar ' + cls, title,
 			   style: `left:${((t / span) * 100).toFixed(2)}%;width:${Math.max(0.3, ((d || 0) / span) * 100).toFixed(2)}%`}));
-	return h('section', {class: 'panel', id: 'sql-waterfall'}, h('h2', {}, 'Timeline'),
+	return h('section', {class: 'panel', id: 'sql-waterfall'}, h('h2', {}, title),
 		 h('ol', {class: 'timeline'},
 		   h('li', {class: 'tl-request'}, h('span', {class: 'tl-label'}, 'request'),
 		     bar(0, r.duration_ms ?? span, 'k-request', `the whole request: ${fmtMs(r.duration_ms)}`),
@@ -73,25 +72,6 @@ function flameSection(r) {
 	showFlame(box, {request: r.id});
 	return h('section', {class: 'panel', id: 'flame'},
 		 h('h2', {}, `CPU flame graph (${fmtInt(r.samples)} sample${r.samples === 1 ? '' : 's'})`), box);
-}
-
-// A horizontal waterfall: each item {t_ms (from request start), dur_ms, kind, label}.
-function timelineSection(list, total) {
-	if (!Array.isArray(list) || list.length === 0)
-		return null;
-	const span = Math.max(total || 0, ...list.map((x) => (x.t_ms || 0) + (x.dur_ms || 0))) || 1;
-	return h('section', {class: 'panel', id: 'timeline'}, h('h2', {}, 'Timeline'),
-		 h('ol', {class: 'timeline'}, list.map((x) => {
-			 const left = ((x.t_ms || 0) / span) * 100;
-			 const width = Math.max(0.5, ((x.dur_ms || 0) / span) * 100);
-			 return h('li', {},
-				  h('span', {class: 'tl-label'}, x.label ?? x.kind ?? ''),
-				  h('span', {class: 'tl-track'},
-				    h('span', {class: 'tl-bar k-' + String(x.kind || 'other').replace(/[^a-z0-9_-]/gi, ''),
-					       style: `left:${left.toFixed(2)}%;width:${width.toFixed(2)}%`,
-					       title: `+${fmtMs(x.t_ms || 0)} for ${fmtMs(x.dur_ms || 0)}`})),
-				  h('span', {class: 'num tl-dur'}, fmtMs(x.dur_ms)));
-		 })));
 }
 
 function render(el, r, fromList) {
@@ -130,11 +110,11 @@ function render(el, r, fromList) {
 		    h('dt', {}, 'Flags'), h('dd', {}, flags.length === 0 ? 'none'
 			: h('ul', {class: 'flaglist'}, flags.map((f) => h('li', {},
 				h('span', {class: 'badge flag flag-' + f}, f.replace('_', ' ')), ' ', flagInfo(f))))))),
-		timelineSection(r.timeline, r.duration_ms),
-		sqlWaterfall(r.sql, r),
+		resourcesSection(r),
+		timelineSection(r),
+		sqlWaterfall(r.sql, r, r.usage ? 'SQL statements in the request' : 'Timeline'),
 		sqlSection(r.sql, r),
 		flameSection(r));
-	// TODO(memory, GC): add sections here when the API sends them.
 }
 
 export function mount(el, route, ctx) {
@@ -154,5 +134,8 @@ export function mount(el, route, ctx) {
 					   e.status === 404 ? `Request ${route.id} is not in this database.` : e.message),
 					 h('p', {}, h('a', {href: href('requests', carry())}, '← Back to the requests list')));
 		});
-	return {unmount: () => ctl.abort()};
+	return {unmount: () => {
+		ctl.abort();
+		hideTip();
+	}};
 }

@@ -2,7 +2,8 @@
 // The requests list (GET /api/requests): filters kept in the URL, one page
 // at a time with keyset pagination ("Load more" follows the server's opaque
 // `next` cursor; never more than one page is fetched per click), sorting by
-// start or duration, and a live tail that polls every 2 s while the run is
+// start, duration or CPU time (a column shown only when the run has CPU
+// figures), and a live tail that polls every 2 s while the run is
 // being traced, prepending only rows it has not shown yet (by id).
 //
 // Filter edits change the hash; the router then calls update(), which syncs
@@ -24,7 +25,7 @@ function query(params) {
 	const q = {run: params.get('run')};
 	for (const k of FILTERS)
 		q[k] = params.get(k);
-	q.sort = params.get('sort') === 'duration' ? 'duration' : 'start';
+	q.sort = ['duration', 'cpu'].includes(params.get('sort')) ? params.get('sort') : 'start';
 	q.order = params.get('order') === 'asc' ? 'asc' : 'desc';
 	return q;
 }
@@ -41,6 +42,8 @@ function row(r, baseNs, open) {
 		 h('td', {class: 'num'}, h('span', {class: 'status ' + statusClass(r.status)}, r.status ?? '—')),
 		 h('td', {class: 'num dur'}, fmtMs(r.duration_ms)),
 		 h('td', {class: 'num'}, fmtMs(r.ttfb_ms)),
+		 h('td', {class: 'num col-cpu', title: r.cpu_ms === null || r.cpu_ms === undefined ? 'no CPU figure for this request' : null},
+		   fmtMs(r.cpu_ms)),
 		 h('td', {class: 'num'}, fmtBytes(r.resp_bytes)),
 		 h('td', {class: 'flags'}, flagBadges(r.flag_names)));
 }
@@ -104,10 +107,19 @@ export function mount(el, route, ctx) {
 	}}, title, h('span', {class: 'arrow', 'aria-hidden': 'true'}));
 	const thStart = h('th', {scope: 'col'}, sortBtn('start', 'Time'));
 	const thDur = h('th', {scope: 'col', class: 'num'}, sortBtn('duration', 'Duration'));
-	const table = h('table', {class: 'data', id: 'requests-table'},
+	const thCpu = h('th', {scope: 'col', class: 'num col-cpu', title: 'CPU time of the request\'s work (event loop and thread pool)'},
+			sortBtn('cpu', 'CPU'));
+	// The CPU column is shown only when the run has CPU figures (an endpoint
+	// with a mean, a row with a value, or a CPU sort in the URL).
+	let hasCpu = false;
+	const showCpu = (on) => {
+		hasCpu = hasCpu || on;
+		table.classList.toggle('no-cpu', !hasCpu);
+	};
+	const table = h('table', {class: 'data no-cpu', id: 'requests-table'},
 			h('thead', {}, h('tr', {}, thStart, h('th', {scope: 'col'}, 'Method'),
 					 h('th', {scope: 'col'}, 'Path'), h('th', {scope: 'col', class: 'num'}, 'Status'),
-					 thDur, h('th', {scope: 'col', class: 'num'}, 'TTFB'),
+					 thDur, h('th', {scope: 'col', class: 'num'}, 'TTFB'), thCpu,
 					 h('th', {scope: 'col', class: 'num'}, 'Response'), h('th', {scope: 'col'}, 'Flags'))),
 			tbody);
 	const more = h('button', {id: 'load-more', type: 'button', hidden: true, onclick: () => loadMore()},
@@ -152,7 +164,8 @@ export function mount(el, route, ctx) {
 		set(fMin, q.min_ms || '');
 		set(fFrom, nsToInput(q.from_ns));
 		set(fTo, nsToInput(q.to_ns));
-		for (const [th, key] of [[thStart, 'start'], [thDur, 'duration']]) {
+		showCpu(q.sort === 'cpu');
+		for (const [th, key] of [[thStart, 'start'], [thDur, 'duration'], [thCpu, 'cpu']]) {
 			const on = q.sort === key;
 			th.setAttribute('aria-sort', on ? (q.order === 'asc' ? 'ascending' : 'descending') : 'none');
 			th.querySelector('button').classList.toggle('active', on);
@@ -173,6 +186,8 @@ export function mount(el, route, ctx) {
 
 	function updateSummary() {
 		const n = tbody.children.length;
+		if (!hasCpu)
+			showCpu([...tbody.querySelectorAll('td.col-cpu')].some((td) => td.textContent !== '—'));
 		summary.textContent = n === 0 ? '' : `${n} shown${next ? ', more available' : ''}`;
 		more.hidden = !next;
 		table.hidden = n === 0;
@@ -291,6 +306,7 @@ export function mount(el, route, ctx) {
 		api('endpoints', {run: params.get('run'), sort: 'count', order: 'desc'})
 			.then((d) => {
 				endpoints = d.endpoints || [];
+				showCpu(endpoints.some((e) => typeof e.cpu_mean_ms === 'number'));
 				fillSelects();
 			})
 			.catch(showError);
@@ -299,8 +315,11 @@ export function mount(el, route, ctx) {
 	function applyRoute(r) {
 		const runChanged = (r.params.get('run') || '') !== (params.get('run') || '');
 		params = r.params;
-		if (runChanged)
+		if (runChanged) {
+			hasCpu = false;
+			showCpu(false);
 			loadEndpoints();
+		}
 		const q = query(params);
 		if (tailTimer && (q.sort !== 'start' || q.order !== 'desc'))
 			setTail(false);

@@ -22,7 +22,7 @@
 #include <linux/types.h>
 #endif
 
-#define TG_ABI_VERSION 2
+#define TG_ABI_VERSION 3 /* 3 added TG_EV_TASK and TG_EV_GC: recordings of 2 still read */
 
 /* Largest payload head a data event can carry (the capture size tunable is
  * clamped to this). A power of two so BPF can mask lengths. */
@@ -38,6 +38,8 @@ enum tg_ev_type {
 	TG_EV_DATA = 3,	  /* bytes read from / written to a followed connection */
 	TG_EV_PROC = 4,	  /* process life cycle: fork, exec, exit of a traced process */
 	TG_EV_SAMPLE = 5, /* a CPU-clock sample of a traced thread, with its Python stack */
+	TG_EV_TASK = 6, /* a thread entered a contextvars Context, created one, or went to sleep */
+	TG_EV_GC = 7,	/* a CPython garbage collection finished (gc__start/gc__done USDT) */
 	/* Events below are produced by userspace and only appear in recordings. */
 	TG_EV_TARGET = 64,	/* a process became a target (pid, cmdline) */
 	TG_EV_ROUTES = 65,	/* route templates learnt for a process (openapi paths) */
@@ -215,6 +217,59 @@ struct tg_ev_sample {
 
 _Static_assert(sizeof(struct tg_py_frame) == 16, "tg_py_frame ABI");
 _Static_assert(sizeof(struct tg_ev_sample) == 72, "tg_ev_sample ABI");
+
+/* ---- TG_EV_TASK: where each thread's CPU goes, per asyncio task ----
+ *
+ * asyncio (and uvloop) run every callback and every task step inside a
+ * contextvars Context, entered through CPython's internal _PyContext_Enter;
+ * each task has its own Context, created by PyContext_CopyCurrent when the
+ * task is made (a child task's Context is created while its parent runs).
+ * Uprobes there (bpf/task.bpf.h) tell userspace, per thread, which Context
+ * the thread runs in from when, so the thread's exact on-CPU time
+ * (hdr.oncpu_ns) can be split between tasks at their switches. Every event
+ * carries the thread's cumulative counters at hdr.ts_ns, so userspace gets
+ * what happened between any two events of a thread by subtraction. */
+enum tg_task_kind {
+	TG_TASK_ENTER = 1, /* thread tid now runs in Context ctx (a task step or a callback);
+			      not repeated for the Context it already runs in, unless it slept */
+	TG_TASK_LINK = 2,  /* Context ctx was created while the thread ran in Context parent
+			      (read from the thread state: the thread runs in parent now) */
+	TG_TASK_PARK = 3,  /* thread tid went to sleep (blocked, not preempted); ctx: the
+			      Context last entered on it (0: none seen) */
+};
+
+struct tg_ev_task {
+	struct tg_ev_hdr hdr;
+	__u64 ctx;	  /* see enum tg_task_kind */
+	__u64 parent;	  /* TG_TASK_LINK: the Context current at creation. TG_TASK_ENTER: the
+			     Context of the same-process thread that last woke this one (a
+			     thread-pool hand-off; a hint, for a Context whose creation was not
+			     seen), else 0. */
+	__u64 minflt;	  /* thread tid's minor page faults (task->min_flt), cumulative */
+	__u64 majflt;	  /* thread tid's major page faults (task->maj_flt), cumulative */
+	__u64 heap_bytes; /* bytes thread tid added to the address space (anonymous mmap and brk
+			     growth), cumulative since the tracer first saw it */
+	__u64 runq_ns;	  /* time thread tid was runnable but not running, cumulative since the
+			     tracer first saw it */
+	__u32 kind;	  /* enum tg_task_kind */
+	__s32 syscall;	  /* TG_TASK_PARK: the syscall it sleeps in (the architecture's number,
+			     e.g. futex: a lock such as the GIL; epoll_wait: an idle event loop);
+			     -1: not in a syscall. 0 for other kinds. */
+};
+
+/* TG_EV_GC: hdr.ts_ns is the end of the collection (gc__done), hdr.tid the
+ * thread that ran it. */
+struct tg_ev_gc {
+	struct tg_ev_hdr hdr;
+	__u64 start_ns;	 /* gc__start (CLOCK_MONOTONIC); 0 when the start was not seen */
+	__u64 ctx;	 /* the thread's current Context at gc__start (0: unknown) */
+	__s64 collected; /* objects collected (gc__done's argument) */
+	__u32 generation;
+	__u32 pad;
+};
+
+_Static_assert(sizeof(struct tg_ev_task) == 88, "tg_ev_task ABI");
+_Static_assert(sizeof(struct tg_ev_gc) == 64, "tg_ev_gc ABI");
 
 /* Userspace conn ids for connections found in /proc have this bit set, so they
  * never collide with the ids BPF hands out from its counter. */

@@ -57,6 +57,54 @@ static int64_t dur_of(int i)
 	return (int64_t)(i + 1) * 100000; /* 0.1 ms .. 100 ms */
 }
 
+/* Usage (schema v5): /orders and /health have CPU figures, /items none.
+ * The final CPU time of request i (i = 7 is completed by update_usage). */
+static bool has_usage(int i)
+{
+	return i % 3 != 0;
+}
+
+static int64_t cpu_of(int i)
+{
+	return i == 7 ? 1000000000LL : dur_of(i) / 4;
+}
+
+static int64_t gc_of(int i)
+{
+	return i % 3 == 2 ? 20000 : 0;
+}
+
+#define PROC_POINTS 2500 /* more than /api/process returns: downsampled */
+
+static void set_usage(struct tg_request *r, int i)
+{
+	struct tg_usage *u = &r->usage;
+
+	u->flags = TG_USAGE_VALID;
+	u->cpu_ns = (uint64_t)(i == 7 ? 1 : cpu_of(i));
+	u->gc_ns = (uint64_t)gc_of(i);
+	u->gc_count = gc_of(i) ? 1 : 0;
+	u->minflt = 3;
+	if (i != 4)
+		return;
+	/* i = 4 (id 5): 0.5 ms, 0.125 ms CPU, 0.1 ms SQL; a full timeline */
+	u->flags |= TG_USAGE_PARTIAL;
+	u->cpu_pool_ns = 25000;
+	u->runq_ns = 50000;
+	u->pool_wait_ns = 30000;
+	u->majflt = 1;
+	u->heap_bytes = 1 << 20;
+	r->sql_count = 1;
+	r->sql_ns = 100000;
+	u->nspans = 3;
+	u->spans[0] = (struct tg_span){
+	    .start_us = 0, .dur_us = 100, .cpu_us = 80, .tid = 43, .kind = TG_SPAN_RUN};
+	u->spans[1] =
+	    (struct tg_span){.start_us = 100, .dur_us = 20, .tid = 43, .kind = TG_SPAN_GC};
+	u->spans[2] =
+	    (struct tg_span){.start_us = 120, .dur_us = 30, .tid = 44, .kind = TG_SPAN_POOL_WAIT};
+}
+
 static void make_db(const char *path, bool live)
 {
 	struct tg_run_info info = {.started_ns = BASE_NS,
@@ -67,7 +115,7 @@ static void make_db(const char *path, bool live)
 	struct tg_request r;
 	struct tg_store *s;
 	char err[256];
-	int64_t run;
+	int64_t run, id;
 	int i;
 
 	s = tg_store__open(path, err, sizeof(err));
@@ -100,8 +148,23 @@ static void make_db(const char *path, bool live)
 				 i % 3 == 1 ? "/orders" : "/Health");
 		snprintf(r.route, sizeof(r.route), "%s", route_of(i));
 		snprintf(r.peer, sizeof(r.peer), "127.0.0.1:%d", 5000 + i);
-		assert_int_equal(tg_store__add_request(s, &r), 0);
+		if (has_usage(i))
+			set_usage(&r, i);
+		assert_int_equal(tg_store__add_request_id(s, &r, &id), 0);
+		if (i == 7) { /* its thread-pool work finished after the response */
+			r.usage.cpu_ns = (uint64_t)cpu_of(i);
+			assert_int_equal(tg_store__update_usage(s, id, &r.usage), 0);
+		}
 	}
+	for (i = 0; i < PROC_POINTS; i++)
+		assert_int_equal(tg_store__add_process_stat(s, 42, 1000000000ULL * (uint64_t)i,
+							    1000000 + (uint64_t)i,
+							    1000000ULL * (uint64_t)i, 4),
+				 0);
+	for (i = 0; i < 3; i++)
+		assert_int_equal(tg_store__add_process_stat(s, 77, 500000000ULL * (uint64_t)i, 2048,
+							    1234567ULL * (uint64_t)i, 1),
+				 0);
 	if (live)
 		assert_int_equal(tg_store__flush(s), 0);
 	else
@@ -767,6 +830,217 @@ static void test_bad_params(void **state)
 	cJSON_Delete(j);
 }
 
+/* ---- Per-request resources (schema v5). */
+
+static void test_usage_endpoints(void **state)
+{
+	double sum_cpu[3] = {0}, sum_gc[3] = {0}, n[3] = {0};
+	cJSON *j, *arr, *e;
+	const char *route;
+	int i, k;
+
+	(void)state;
+	for (i = 0; i < N_REQ; i++) {
+		if (!has_usage(i))
+			continue;
+		sum_cpu[i % 3] += (double)cpu_of(i);
+		sum_gc[i % 3] += (double)gc_of(i);
+		n[i % 3]++;
+	}
+	j = get_json("/api/endpoints", 200);
+	arr = cJSON_GetObjectItem(j, "endpoints");
+	assert_int_equal(cJSON_GetArraySize(arr), 3);
+	cJSON_ArrayForEach(e, arr)
+	{
+		route = str(e, "route");
+		k = !strcmp(route, "/orders") ? 1 : !strcmp(route, "/health") ? 2 : 0;
+		if (!k) { /* no request of /items has usage */
+			assert_true(cJSON_IsNull(cJSON_GetObjectItem(e, "cpu_mean_ms")));
+			assert_true(cJSON_IsNull(cJSON_GetObjectItem(e, "gc_mean_ms")));
+			continue;
+		}
+		/* the rollup keeps integer ns: the mean is truncated to a ns */
+		assert_close(num(e, "cpu_mean_ms"), sum_cpu[k] / n[k] / 1e6, 1e-6);
+		assert_close(num(e, "gc_mean_ms"), sum_gc[k] / n[k] / 1e6, 1e-6);
+	}
+	cJSON_Delete(j);
+	/* sort=cpu: /orders (holding the 1 s request) first; /items (none) last */
+	j = get_json("/api/endpoints?sort=cpu", 200);
+	arr = cJSON_GetObjectItem(j, "endpoints");
+	assert_string_equal(str(cJSON_GetArrayItem(arr, 0), "route"), "/orders");
+	assert_string_equal(str(cJSON_GetArrayItem(arr, 2), "route"), "/items/{item_id}");
+	cJSON_Delete(j);
+	j = get_json("/api/endpoints?sort=cpu&order=asc", 200);
+	arr = cJSON_GetObjectItem(j, "endpoints");
+	assert_string_equal(str(cJSON_GetArrayItem(arr, 0), "route"), "/items/{item_id}");
+	cJSON_Delete(j);
+	j = get_json("/api/endpoints?sort=gc", 400);
+	cJSON_Delete(j);
+}
+
+static void test_usage_request_list(void **state)
+{
+	static bool seen[N_REQ + 1];
+	char url[256], next[64] = "";
+	double prev = 1e30;
+	int rows = 0, want = 0, i;
+	cJSON *j, *arr, *r, *nx;
+
+	(void)state;
+	for (i = 0; i < N_REQ; i++)
+		want += has_usage(i);
+	/* list rows carry cpu_ms, null without usage */
+	j = get_json("/api/requests?sort=start&order=asc&limit=8", 200);
+	arr = cJSON_GetObjectItem(j, "requests");
+	assert_true(cJSON_IsNull(cJSON_GetObjectItem(cJSON_GetArrayItem(arr, 0), "cpu_ms")));
+	assert_close(num(cJSON_GetArrayItem(arr, 1), "cpu_ms"), (double)cpu_of(1) / 1e6, 1e-9);
+	assert_close(num(cJSON_GetArrayItem(arr, 7), "cpu_ms"), 1000.0, 1e-9);
+	cJSON_Delete(j);
+	/* sort=cpu: most CPU first, only requests with figures, keyset pages */
+	memset(seen, 0, sizeof(seen));
+	for (;;) {
+		snprintf(url, sizeof(url), "/api/requests?sort=cpu&limit=97%s%s",
+			 next[0] ? "&after=" : "", next);
+		j = get_json(url, 200);
+		arr = cJSON_GetObjectItem(j, "requests");
+		cJSON_ArrayForEach(r, arr)
+		{
+			int id = (int)num(r, "id");
+			double v = num(r, "cpu_ms");
+
+			if (!rows)
+				assert_int_equal(id, 8); /* i = 7, updated to 1 s */
+			assert_true(id >= 1 && id <= N_REQ);
+			assert_false(seen[id]);
+			seen[id] = true;
+			assert_true(v <= prev);
+			prev = v;
+			rows++;
+		}
+		nx = cJSON_GetObjectItem(j, "next");
+		if (cJSON_IsNull(nx)) {
+			cJSON_Delete(j);
+			break;
+		}
+		snprintf(next, sizeof(next), "%s", nx->valuestring);
+		cJSON_Delete(j);
+		assert_true(rows < 2 * N_REQ);
+	}
+	assert_int_equal(rows, want);
+	j = get_json("/api/requests?sort=cpu&order=asc&limit=1", 200);
+	r = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "requests"), 0);
+	assert_int_equal(num(r, "id"), 2); /* i = 1: the least CPU */
+	cJSON_Delete(j);
+	j = get_json("/api/requests?sort=mem", 400);
+	cJSON_Delete(j);
+}
+
+static void test_usage_request_detail(void **state)
+{
+	cJSON *j, *r, *u, *tl, *sp;
+
+	(void)state;
+	j = get_json("/api/requests/1", 200); /* i = 0: /items, no usage */
+	r = cJSON_GetObjectItem(j, "request");
+	assert_true(cJSON_IsNull(cJSON_GetObjectItem(r, "usage")));
+	assert_true(cJSON_IsNull(cJSON_GetObjectItem(r, "cpu_ms")));
+	cJSON_Delete(j);
+
+	j = get_json("/api/requests/5", 200); /* i = 4: everything set */
+	r = cJSON_GetObjectItem(j, "request");
+	u = cJSON_GetObjectItem(r, "usage");
+	assert_true(cJSON_IsObject(u));
+	assert_close(num(u, "cpu_ms"), 0.125, 1e-9);
+	assert_close(num(u, "cpu_pool_ms"), 0.025, 1e-9);
+	assert_close(num(u, "offcpu_ms"), 0.375, 1e-9); /* 0.5 - 0.125 */
+	assert_close(num(u, "sql_ms"), 0.1, 1e-9);
+	assert_close(num(u, "runq_ms"), 0.05, 1e-9);
+	assert_close(num(u, "pool_wait_ms"), 0.03, 1e-9);
+	assert_close(num(u, "other_wait_ms"), 0.195, 1e-9); /* 0.375 - 0.1 - 0.05 - 0.03 */
+	assert_int_equal(num(u, "minflt"), 3);
+	assert_int_equal(num(u, "majflt"), 1);
+	assert_int_equal(num(u, "heap_bytes"), 1 << 20);
+	assert_int_equal(num(u, "gc_count"), 0);
+	assert_true(cJSON_IsTrue(cJSON_GetObjectItem(u, "partial")));
+	tl = cJSON_GetObjectItem(u, "timeline");
+	assert_int_equal(cJSON_GetArraySize(tl), 3);
+	sp = cJSON_GetArrayItem(tl, 0);
+	assert_string_equal(str(sp, "kind"), "run");
+	assert_close(num(sp, "start_ms"), 0, 1e-9);
+	assert_close(num(sp, "dur_ms"), 0.1, 1e-9);
+	assert_close(num(sp, "cpu_ms"), 0.08, 1e-9);
+	assert_int_equal(num(sp, "tid"), 43);
+	assert_string_equal(str(cJSON_GetArrayItem(tl, 1), "kind"), "gc");
+	sp = cJSON_GetArrayItem(tl, 2);
+	assert_string_equal(str(sp, "kind"), "pool_wait");
+	assert_close(num(sp, "start_ms"), 0.12, 1e-9);
+	assert_int_equal(num(sp, "tid"), 44);
+	cJSON_Delete(j);
+
+	j = get_json("/api/requests/8", 200); /* i = 7: completed later, 1 s of CPU */
+	u = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "request"), "usage");
+	assert_close(num(u, "cpu_ms"), 1000.0, 1e-9);
+	/* more CPU than wall time (the thread pool): no negative waiting */
+	assert_close(num(u, "offcpu_ms"), 0, 1e-9);
+	assert_close(num(u, "other_wait_ms"), 0, 1e-9);
+	assert_false(cJSON_IsTrue(cJSON_GetObjectItem(u, "partial")));
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(u, "timeline")), 0);
+	cJSON_Delete(j);
+
+	j = get_json("/api/requests/51", 200); /* i = 50: /health, no response, no duration */
+	u = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "request"), "usage");
+	assert_close(num(u, "gc_ms"), 0.02, 1e-9);
+	assert_int_equal(num(u, "gc_count"), 1);
+	assert_true(cJSON_IsNull(cJSON_GetObjectItem(u, "offcpu_ms")));
+	assert_true(cJSON_IsNull(cJSON_GetObjectItem(u, "other_wait_ms")));
+	cJSON_Delete(j);
+}
+
+static void test_process_series(void **state)
+{
+	cJSON *j, *series, *s0, *pts, *p;
+	int k, prev = -1;
+
+	(void)state;
+	j = get_json("/api/process", 200);
+	series = cJSON_GetObjectItem(j, "series");
+	assert_int_equal(cJSON_GetArraySize(series), 2);
+	s0 = cJSON_GetArrayItem(series, 0);
+	assert_int_equal(num(s0, "pid"), 42);
+	pts = cJSON_GetObjectItem(s0, "points");
+	assert_int_equal(cJSON_GetArraySize(pts), 2000); /* 2500 downsampled */
+	p = cJSON_GetArrayItem(pts, 0);
+	assert_string_equal(cJSON_GetArrayItem(p, 0)->valuestring, "1700000000000000000");
+	assert_int_equal(cJSON_GetArrayItem(p, 1)->valuedouble, 1000000);
+	p = cJSON_GetArrayItem(pts, 1999); /* the last sample is kept */
+	assert_int_equal(cJSON_GetArrayItem(p, 1)->valuedouble, 1000000 + PROC_POINTS - 1);
+	assert_close(cJSON_GetArrayItem(p, 2)->valuedouble, (PROC_POINTS - 1) * 1.0, 1e-9);
+	/* evenly spaced and in time order */
+	cJSON_ArrayForEach(p, pts)
+	{
+		k = (int)cJSON_GetArrayItem(p, 1)->valuedouble - 1000000;
+		assert_true(k > prev && k - prev <= 2);
+		prev = k;
+	}
+	s0 = cJSON_GetArrayItem(series, 1);
+	assert_int_equal(num(s0, "pid"), 77);
+	pts = cJSON_GetObjectItem(s0, "points");
+	assert_int_equal(cJSON_GetArraySize(pts), 3);
+	p = cJSON_GetArrayItem(pts, 2);
+	assert_string_equal(cJSON_GetArrayItem(p, 0)->valuestring, "1700000001000000000");
+	assert_close(cJSON_GetArrayItem(p, 2)->valuedouble, 2.469, 1e-9); /* 2469134 ns */
+	cJSON_Delete(j);
+	j = get_json("/api/process?run=1", 200);
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(j, "series")), 2);
+	cJSON_Delete(j);
+	j = get_json("/api/process?run=9", 404);
+	cJSON_Delete(j);
+	j = get_json("/api/process?run=x", 400);
+	cJSON_Delete(j);
+	j = get_json("/api/process/1", 404);
+	cJSON_Delete(j);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -783,6 +1057,10 @@ int main(void)
 	    cmocka_unit_test(test_requests_one),
 	    cmocka_unit_test(test_bad_params),
 	    cmocka_unit_test(test_live_run),
+	    cmocka_unit_test(test_usage_endpoints),
+	    cmocka_unit_test(test_usage_request_list),
+	    cmocka_unit_test(test_usage_request_detail),
+	    cmocka_unit_test(test_process_series),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

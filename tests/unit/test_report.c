@@ -459,6 +459,91 @@ static void test_flags_spelled_out(void **state)
 	free(out);
 }
 
+/* Run 3 of the fixture's file: GET /u, 20 requests with usage (CPU 1..20 ms,
+ * 0.5 ms GC, 10 minor faults, 2 KiB heap); GET /n, 3 requests without. */
+static void add_usage_run(struct fx *f)
+{
+	struct tg_run_info info = {.started_ns = EPOCH + 30000 * MS, .mono_to_epoch_ns = EPOCH};
+	struct tg_request r;
+	int64_t run;
+	uint64_t i;
+
+	assert_int_equal(tg_store__begin_run(f->s, &info, &run), 0);
+	for (i = 0; i < 23; i++) {
+		memset(&r, 0, sizeof(r));
+		r.pid = 42;
+		r.start_ns = (30001 + i) * MS;
+		r.end_ns = r.start_ns + 30 * MS;
+		r.status = 200;
+		snprintf(r.method, sizeof(r.method), "GET");
+		snprintf(r.target, sizeof(r.target), i < 20 ? "/u" : "/n");
+		snprintf(r.route, sizeof(r.route), i < 20 ? "/u" : "/n");
+		if (i < 20) {
+			r.usage.flags = TG_USAGE_VALID;
+			r.usage.cpu_ns = ((i * 7) % 20 + 1) * MS; /* shuffled */
+			r.usage.gc_ns = MS / 2;
+			r.usage.gc_count = 1;
+			r.usage.minflt = 10;
+			r.usage.heap_bytes = 2048;
+		}
+		assert_int_equal(tg_store__add_request(f->s, &r), 0);
+	}
+	assert_int_equal(tg_store__flush(f->s), 0);
+}
+
+static void test_usage(void **state)
+{
+	struct fx *f = *state;
+	const cJSON *eps, *u, *n;
+	char err[256] = "";
+	cJSON *root;
+	char *out;
+	int ret;
+
+	/* run 1 has no usage: null fields, no section */
+	root = json_report(f->path, 1, 0);
+	eps = cJSON_GetObjectItemCaseSensitive(root, "endpoints");
+	assert_true(is_null(cJSON_GetArrayItem(eps, 0), "cpu_ms_mean"));
+	assert_true(is_null(cJSON_GetArrayItem(eps, 0), "cpu_ms_p95"));
+	cJSON_Delete(root);
+	out = run_report(f->path, TG_REPORT_TEXT, 1, 0, &ret, err, sizeof(err));
+	assert_int_equal(ret, 0);
+	assert_null(strstr(out, "Resources per request"));
+	free(out);
+
+	add_usage_run(f);
+	root = json_report(f->path, 3, 0);
+	eps = cJSON_GetObjectItemCaseSensitive(root, "endpoints");
+	u = cJSON_GetArrayItem(eps, 0);
+	n = cJSON_GetArrayItem(eps, 1);
+	assert_string_equal(str(u, "route"), "/u");
+	assert_int_equal(num(u, "usage_requests"), 20);
+	assert_float_equal(num(u, "cpu_ms_mean"), 10.5, 1e-9);
+	assert_float_equal(num(u, "cpu_ms_p95"), 19.0, 1e-9); /* rank ceil(0.95 * 20) = 19 */
+	assert_float_equal(num(u, "gc_ms_mean"), 0.5, 1e-9);
+	assert_float_equal(num(u, "minflt_mean"), 10.0, 1e-9);
+	assert_float_equal(num(u, "heap_bytes_mean"), 2048.0, 1e-9);
+	assert_string_equal(str(n, "route"), "/n");
+	assert_int_equal(num(n, "usage_requests"), 0);
+	assert_true(is_null(n, "cpu_ms_mean"));
+	assert_true(is_null(n, "gc_ms_mean"));
+	assert_true(is_null(n, "heap_bytes_mean"));
+	cJSON_Delete(root);
+
+	out = run_report(f->path, TG_REPORT_TEXT, 3, 0, &ret, err, sizeof(err));
+	assert_int_equal(ret, 0);
+	assert_non_null(strstr(out, "Resources per request"));
+	assert_non_null(strstr(out, "\nGET    /u          20     10.50     19.00      0.50"
+				    "      10.0         2.0\n"));
+	assert_non_null(strstr(out, "\nGET    /n           0         -         -         -"));
+	free(out);
+	out = run_report(f->path, TG_REPORT_MARKDOWN, 3, 0, &ret, err, sizeof(err));
+	assert_int_equal(ret, 0);
+	assert_non_null(strstr(out, "### Resources per request"));
+	assert_non_null(strstr(out, "| GET | /u | 20 | 10.50 | 19.00 | 0.50 | 10.0 | 2.0 |"));
+	free(out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -471,6 +556,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_text, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_markdown, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_flags_spelled_out, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_usage, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -721,6 +721,316 @@ static void test_migrates_v1_with_backfill(void **state)
 			 5000);
 }
 
+/* ---- Version 5: per-request resources, process samples. */
+
+static void set_usage(struct tg_request *r, uint64_t cpu_ns, uint32_t nspans)
+{
+	struct tg_usage *u = &r->usage;
+	uint32_t i;
+
+	memset(u, 0, sizeof(*u));
+	u->flags = TG_USAGE_VALID;
+	u->cpu_ns = cpu_ns;
+	u->cpu_pool_ns = cpu_ns / 4;
+	u->runq_ns = 300;
+	u->pool_wait_ns = 400;
+	u->minflt = 5;
+	u->majflt = 1;
+	u->heap_bytes = 65536;
+	u->gc_ns = 7000;
+	u->gc_count = 2;
+	u->nspans = nspans;
+	for (i = 0; i < nspans && i < TG_SPANS_MAX; i++) {
+		u->spans[i].start_us = 0x01020304u + i;
+		u->spans[i].dur_us = 10 + i;
+		u->spans[i].cpu_us = 8 + i;
+		u->spans[i].tid = 4242 + i;
+		u->spans[i].kind = i % 2 ? TG_SPAN_GC : TG_SPAN_RUN;
+	}
+}
+
+static void test_usage_columns(void **state)
+{
+	struct fx *f = *state;
+	struct tg_store_stats st;
+	struct tg_request r;
+	struct tg_store *s = open_with_run(f->path, NULL);
+	char hex[512];
+
+	make_req(&r, 1);
+	set_usage(&r, 1000000, 2);
+	snprintf(r.target, sizeof(r.target), "/valid");
+	assert_int_equal(tg_store__add_request(s, &r), 0);
+	make_req(&r, 3); /* right after a row with usage: its columns must be NULL again */
+	snprintf(r.target, sizeof(r.target), "/none");
+	assert_int_equal(tg_store__add_request(s, &r), 0);
+	make_req(&r, 5);
+	set_usage(&r, 3000000, 0); /* valid, no spans: NULL timeline */
+	snprintf(r.target, sizeof(r.target), "/nospans");
+	assert_int_equal(tg_store__add_request(s, &r), 0);
+	make_req(&r, 7);
+	set_usage(&r, 1, 40); /* more than TG_SPANS_MAX: capped */
+	r.usage.flags = 0;    /* ...but not valid: nothing stored */
+	snprintf(r.target, sizeof(r.target), "/invalid");
+	assert_int_equal(tg_store__add_request(s, &r), 0);
+	assert_int_equal(tg_store__flush(s), 0);
+	tg_store__stats(s, &st);
+	assert_int_equal(st.rows_failed, 0);
+
+	assert_int_equal(query_int(f->path, "SELECT cpu_ns FROM requests WHERE path = '/valid'"),
+			 1000000);
+	assert_int_equal(
+	    query_int(f->path, "SELECT cpu_pool_ns FROM requests WHERE path = '/valid'"), 250000);
+	assert_int_equal(query_int(f->path,
+				   "SELECT runq_ns + pool_wait_ns * 1000 + minflt * 1000000"
+				   " + majflt * 100000000 FROM requests"
+				   " WHERE path = '/valid'"),
+			 300 + 400000 + 5000000 + 100000000);
+	assert_int_equal(
+	    query_int(f->path, "SELECT heap_bytes FROM requests WHERE path = '/valid'"), 65536);
+	assert_int_equal(
+	    query_int(f->path, "SELECT gc_ns * 10 + gc_count FROM requests WHERE path = '/valid'"),
+	    70002);
+	assert_int_equal(
+	    query_int(f->path, "SELECT usage_flags FROM requests WHERE path = '/valid'"),
+	    TG_USAGE_VALID);
+	/* two 20-byte little-endian records */
+	query_text(f->path, "SELECT hex(timeline) FROM requests WHERE path = '/valid'", hex,
+		   sizeof(hex));
+	assert_string_equal(hex, "04030201"
+				 "0A000000"
+				 "08000000"
+				 "92100000"
+				 "01000000"
+				 "05030201"
+				 "0B000000"
+				 "09000000"
+				 "93100000"
+				 "02000000");
+	assert_int_equal(query_int(f->path,
+				   "SELECT count(*) FROM requests WHERE path = '/none'"
+				   " AND coalesce(cpu_ns, cpu_pool_ns, runq_ns, pool_wait_ns,"
+				   " minflt, majflt, heap_bytes, gc_count, gc_ns, usage_flags,"
+				   " timeline) IS NULL"),
+			 1);
+	assert_int_equal(query_int(f->path, "SELECT count(*) FROM requests WHERE path = '/invalid'"
+					    " AND coalesce(cpu_ns, usage_flags, timeline) IS NULL"),
+			 1);
+	assert_int_equal(query_int(f->path, "SELECT cpu_ns FROM requests WHERE path = '/nospans'"),
+			 3000000);
+	assert_int_equal(
+	    query_int(f->path, "SELECT timeline IS NULL FROM requests WHERE path = '/nospans'"), 1);
+	/* the endpoint rollup: two requests with usage out of four */
+	assert_int_equal(query_int(f->path, "SELECT count FROM rollup_endpoint"), 4);
+	assert_int_equal(query_int(f->path, "SELECT usage_count FROM rollup_endpoint"), 2);
+	assert_int_equal(query_int(f->path, "SELECT sum_cpu_ns FROM rollup_endpoint"), 4000000);
+	assert_int_equal(query_int(f->path, "SELECT sum_gc_ns FROM rollup_endpoint"), 14000);
+	assert_int_equal(query_int(f->path, "SELECT sum_gc_count FROM rollup_endpoint"), 4);
+	tg_store__close(s);
+}
+
+static void test_timeline_pack_unpack(void **state)
+{
+	struct tg_request r;
+	struct tg_span out[TG_SPANS_MAX + 1];
+	uint8_t buf[TG_SPANS_MAX * TG_TIMELINE_REC + 7];
+
+	(void)state;
+	make_req(&r, 0);
+	set_usage(&r, 1, 40);
+	assert_int_equal(tg_timeline__pack(&r.usage, buf, sizeof(buf)),
+			 TG_SPANS_MAX * TG_TIMELINE_REC);
+	assert_int_equal(tg_timeline__pack(&r.usage, buf, 2 * TG_TIMELINE_REC + 3),
+			 2 * TG_TIMELINE_REC);
+	assert_int_equal(tg_timeline__pack(NULL, buf, sizeof(buf)), 0);
+	/* a trailing partial record is ignored */
+	assert_int_equal(tg_timeline__unpack(buf, 2 * TG_TIMELINE_REC + 3, out, TG_SPANS_MAX + 1),
+			 2);
+	assert_int_equal(out[1].start_us, 0x01020305u);
+	assert_int_equal(out[1].dur_us, 11);
+	assert_int_equal(out[1].cpu_us, 9);
+	assert_int_equal(out[1].tid, 4243);
+	assert_int_equal(out[1].kind, TG_SPAN_GC);
+	assert_int_equal(tg_timeline__unpack(buf, 2 * TG_TIMELINE_REC, out, 1), 1);
+}
+
+static void test_update_usage(void **state)
+{
+	struct fx *f = *state;
+	struct tg_store_stats st;
+	struct tg_request r;
+	struct tg_usage u;
+	struct tg_store *s = open_with_run(f->path, NULL);
+	int64_t a, b, c;
+
+	make_req(&r, 1);
+	snprintf(r.target, sizeof(r.target), "/a");
+	assert_int_equal(tg_store__add_request_id(s, &r, &a), 0);
+	/* same batch as the INSERT (most likely): applied after it */
+	set_usage(&r, 5000000, 3);
+	r.usage.flags |= TG_USAGE_PARTIAL;
+	assert_int_equal(tg_store__update_usage(s, a, &r.usage), 0);
+	assert_int_equal(tg_store__flush(s), 0);
+	assert_int_equal(query_int(f->path, "SELECT cpu_ns FROM requests WHERE path = '/a'"),
+			 5000000);
+	assert_int_equal(query_int(f->path, "SELECT usage_flags FROM requests WHERE path = '/a'"),
+			 TG_USAGE_VALID | TG_USAGE_PARTIAL);
+	assert_int_equal(
+	    query_int(f->path, "SELECT length(timeline) FROM requests WHERE path = '/a'"), 60);
+
+	/* a later batch: a request stored with partial usage, then completed */
+	make_req(&r, 3);
+	snprintf(r.target, sizeof(r.target), "/b");
+	set_usage(&r, 1000000, 1);
+	r.usage.flags |= TG_USAGE_PARTIAL;
+	assert_int_equal(tg_store__add_request_id(s, &r, &b), 0);
+	make_req(&r, 5);
+	snprintf(r.target, sizeof(r.target), "/c");
+	set_usage(&r, 2000000, 1);
+	assert_int_equal(tg_store__add_request_id(s, &r, &c), 0);
+	assert_int_equal(tg_store__flush(s), 0);
+	assert_int_equal(query_int(f->path, "SELECT sum_cpu_ns FROM rollup_endpoint"), 8000000);
+	memset(&u, 0, sizeof(u));
+	set_usage(&r, 1500000, 0);
+	assert_int_equal(tg_store__update_usage(s, b, &r.usage), 0);
+	memset(&u, 0, sizeof(u)); /* not valid: the columns become NULL */
+	assert_int_equal(tg_store__update_usage(s, c, &u), 0);
+	assert_int_equal(tg_store__update_usage(s, 999999, &r.usage), 0); /* no such row */
+	assert_int_equal(tg_store__update_usage(s, 0, &r.usage), -EINVAL);
+	assert_int_equal(tg_store__update_usage(s, b, NULL), -EINVAL);
+	assert_int_equal(tg_store__flush(s), 0);
+	tg_store__stats(s, &st);
+	assert_int_equal(st.rows_failed, 0);
+	assert_int_equal(st.requests_written, 3);
+	assert_int_equal(query_int(f->path, "SELECT cpu_ns FROM requests WHERE path = '/b'"),
+			 1500000);
+	assert_int_equal(query_int(f->path, "SELECT usage_flags FROM requests WHERE path = '/b'"),
+			 TG_USAGE_VALID);
+	assert_int_equal(
+	    query_int(f->path, "SELECT timeline IS NULL FROM requests WHERE path = '/b'"), 1);
+	assert_int_equal(query_int(f->path, "SELECT count(*) FROM requests WHERE path = '/c'"
+					    " AND coalesce(cpu_ns, usage_flags, timeline) IS NULL"),
+			 1);
+	/* the rollup follows: /a 5 ms + /b 1.5 ms, /c no longer counted */
+	assert_int_equal(query_int(f->path, "SELECT count FROM rollup_endpoint"), 3);
+	assert_int_equal(query_int(f->path, "SELECT usage_count FROM rollup_endpoint"), 2);
+	assert_int_equal(query_int(f->path, "SELECT sum_cpu_ns FROM rollup_endpoint"), 6500000);
+	assert_int_equal(query_int(f->path, "SELECT sum_gc_count FROM rollup_endpoint"), 4);
+	/* and agrees with a rebuild from the rows */
+	assert_int_equal(query_int(f->path, "SELECT sum(cpu_ns) = (SELECT sum_cpu_ns FROM"
+					    " rollup_endpoint) FROM requests"),
+			 1);
+	tg_store__close(s);
+}
+
+static void test_process_stats(void **state)
+{
+	struct fx *f = *state;
+	struct tg_store *s;
+	char err[256] = "";
+
+	s = tg_store__open(f->path, err, sizeof(err));
+	assert_non_null(s);
+	assert_int_equal(tg_store__add_process_stat(s, 42, 1, 2, 3, 4), -EINVAL); /* no run */
+	tg_store__close(s);
+	s = open_with_run(f->path, NULL);
+	assert_int_equal(tg_store__add_process_stat(s, 42, 1000, 10 << 20, 5000000, 3), 0);
+	assert_int_equal(tg_store__add_process_stat(s, 42, 2000, 11 << 20, 6000000, 4), 0);
+	assert_int_equal(tg_store__add_process_stat(s, 43, 1500, 1 << 20, 0, 1), 0);
+	assert_int_equal(tg_store__add_process_stat(NULL, 43, 1500, 1 << 20, 0, 1), -EINVAL);
+	assert_int_equal(tg_store__flush(s), 0);
+	assert_int_equal(query_int(f->path, "SELECT count(*) FROM process_stats"), 3);
+	assert_int_equal(query_int(f->path, "SELECT ts FROM process_stats WHERE pid = 42"
+					    " ORDER BY ts DESC LIMIT 1"),
+			 (int64_t)(EPOCH_OFF + 2000));
+	assert_int_equal(query_int(f->path, "SELECT rss_bytes FROM process_stats WHERE pid = 42"
+					    " ORDER BY ts DESC LIMIT 1"),
+			 11 << 20);
+	assert_int_equal(query_int(f->path, "SELECT cpu_ns * 10 + threads FROM process_stats"
+					    " WHERE pid = 42 ORDER BY ts LIMIT 1"),
+			 50000003);
+	assert_int_equal(query_int(f->path, "SELECT count(*) FROM process_stats"
+					    " WHERE run_id = (SELECT max(id) FROM runs)"),
+			 3);
+	assert_int_equal(
+	    query_int(f->path,
+		      "SELECT count(*) FROM sqlite_master WHERE name = 'process_stats_run'"),
+	    1);
+	tg_store__close(s);
+}
+
+static void test_migrates_v4_keeps_data(void **state)
+{
+	struct fx *f = *state;
+	struct tg_request r;
+	struct tg_store *s;
+	char text[64];
+
+	/* a version-4 file as the previous timeglass left it (the tables v5 touches) */
+	raw_exec(
+	    f->path,
+	    "CREATE TABLE runs (id INTEGER PRIMARY KEY, started INTEGER NOT NULL, ended"
+	    " INTEGER, targets TEXT, kernel TEXT, version TEXT, events INTEGER,"
+	    " dropped_events INTEGER, sample_hz INTEGER);"
+	    "CREATE TABLE targets (run_id INTEGER NOT NULL, pid INTEGER NOT NULL, cmdline TEXT,"
+	    " seen_ns INTEGER NOT NULL);"
+	    "CREATE TABLE requests (id INTEGER PRIMARY KEY, run_id INTEGER NOT NULL, pid"
+	    " INTEGER NOT NULL, tid INTEGER NOT NULL, conn_id INTEGER NOT NULL, start_ns"
+	    " INTEGER NOT NULL, duration_ns INTEGER, ttfb_ns INTEGER, method TEXT NOT NULL,"
+	    " path TEXT NOT NULL, route TEXT, status INTEGER, req_bytes INTEGER NOT NULL,"
+	    " resp_bytes INTEGER NOT NULL, flags INTEGER NOT NULL, peer TEXT,"
+	    " sql_count INTEGER, sql_ns INTEGER);"
+	    "CREATE INDEX requests_start ON requests(run_id, start_ns);"
+	    "CREATE TABLE rollup_series (run_id INTEGER NOT NULL, res_s INTEGER NOT NULL,"
+	    " bucket_s INTEGER NOT NULL, count INTEGER NOT NULL, errors INTEGER NOT NULL,"
+	    " incomplete INTEGER NOT NULL, lost INTEGER NOT NULL, timed INTEGER NOT NULL,"
+	    " sum_duration_ns INTEGER NOT NULL, max_duration_ns INTEGER NOT NULL, hist BLOB,"
+	    " PRIMARY KEY (run_id, res_s, bucket_s)) WITHOUT ROWID;"
+	    "CREATE TABLE rollup_endpoint (run_id INTEGER NOT NULL, method TEXT NOT NULL,"
+	    " route TEXT NOT NULL, count INTEGER NOT NULL, errors INTEGER NOT NULL,"
+	    " incomplete INTEGER NOT NULL, timed INTEGER NOT NULL,"
+	    " sum_duration_ns INTEGER NOT NULL, max_duration_ns INTEGER NOT NULL,"
+	    " sum_resp_bytes INTEGER NOT NULL, hist BLOB,"
+	    " PRIMARY KEY (run_id, method, route)) WITHOUT ROWID;"
+	    "CREATE TABLE queries (id INTEGER PRIMARY KEY, run_id INTEGER NOT NULL, request_id"
+	    " INTEGER, statement TEXT NOT NULL);"
+	    "INSERT INTO runs VALUES (1, 0, 10, 't', 'k', 'v', 0, 0, 99);"
+	    "INSERT INTO requests VALUES (1, 1, 1, 1, 1, 1000000000, 5000, NULL, 'GET', '/a',"
+	    " '/a', 200, 1, 10, 0, NULL, 3, 4000);"
+	    "INSERT INTO rollup_endpoint VALUES (1, 'GET', '/a', 1, 0, 0, 1, 5000, 5000, 10, x'');"
+	    "INSERT INTO queries VALUES (1, 1, 1, 'SELECT 1');"
+	    "PRAGMA user_version = 4;");
+	s = tg_store__open(f->path, NULL, 0);
+	assert_non_null(s);
+	tg_store__close(s);
+	assert_int_equal(query_int(f->path, "PRAGMA user_version"), TG_SCHEMA_VERSION);
+	assert_int_equal(query_int(f->path, "SELECT sql_count * 10000 + sql_ns FROM requests"),
+			 34000);
+	assert_int_equal(query_int(f->path, "SELECT cpu_ns FROM requests WHERE id = 1"), -1);
+	assert_int_equal(query_int(f->path, "SELECT usage_flags FROM requests WHERE id = 1"), -1);
+	assert_int_equal(query_int(f->path, "SELECT count * 1000 + usage_count FROM"
+					    " rollup_endpoint"),
+			 1000);
+	assert_int_equal(query_int(f->path, "SELECT sum_cpu_ns FROM rollup_endpoint"), 0);
+	assert_int_equal(query_int(f->path, "SELECT sample_hz FROM runs"), 99);
+	query_text(f->path, "SELECT statement FROM queries", text, sizeof(text));
+	assert_string_equal(text, "SELECT 1");
+	assert_int_equal(query_int(f->path, "SELECT count(*) FROM process_stats"), 0);
+
+	/* a new run on it writes usage, and a new request of the old endpoint adds to its row */
+	s = open_with_run(f->path, NULL);
+	make_req(&r, 2);
+	set_usage(&r, 2000000, 1);
+	assert_int_equal(tg_store__add_request(s, &r), 0);
+	assert_int_equal(tg_store__flush(s), 0);
+	tg_store__close(s);
+	assert_int_equal(query_int(f->path, "SELECT cpu_ns FROM requests WHERE run_id = 2"),
+			 2000000);
+	assert_int_equal(query_int(f->path, "SELECT sum_cpu_ns FROM rollup_endpoint"
+					    " WHERE run_id = 2"),
+			 2000000);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -740,6 +1050,11 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_rollups_match_rows, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reroute_rebuilds_rollup, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_migrates_v1_with_backfill, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_usage_columns, setup, teardown),
+	    cmocka_unit_test(test_timeline_pack_unpack),
+	    cmocka_unit_test_setup_teardown(test_update_usage, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_process_stats, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_migrates_v4_keeps_data, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,291 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Per-task accounting: which asyncio task (contextvars Context) each thread
+ * of a traced CPython process runs, and the per-thread counters that let
+ * userspace (user/taskcpu.c) split a thread's exact on-CPU time, page faults,
+ * heap growth and runnable time between tasks. Included by io.bpf.c (it
+ * shares the tstates task storage, the ring buffer and the counters).
+ *
+ * Hooks:
+ *  - uprobe on CPython's internal _PyContext_Enter(tstate, ctx)
+ *    (tg_ctx_enter_ts) or, when a build inlines it, on the exported
+ *    PyContext_Enter(ctx) (tg_ctx_enter): asyncio runs every callback and
+ *    every task step through Context.run, uvloop through PyContext_Enter.
+ *    Emits TG_EV_TASK ENTER when the thread's Context changes (entering the
+ *    one it is already in emits nothing). Attached per process by
+ *    user/tracer.c at the address user/pyctx.c finds.
+ *  - uprobe inside CPython's internal context_new_from_vars, on a call made
+ *    with the new Context in rdi (tg_ctx_new), or where that site cannot be
+ *    found a uretprobe on PyContext_CopyCurrent (tg_ctx_copy): a Context was
+ *    created (asyncio.Task() copies the current one; so do call_soon without
+ *    a context and copy_context(), which anyio uses to hand a job to the
+ *    thread pool). Emits TG_EV_TASK LINK (new Context, the thread's current
+ *    one).
+ *  - USDT python:gc__start / gc__done: TG_EV_GC per collection.
+ *  - sched_switch (in io.bpf.c) calls task_park() when a thread that entered
+ *    a Context goes to sleep: TG_EV_TASK PARK, so the CPU a thread-pool
+ *    worker spent on a job is known when it blocks.
+ *  - tp/syscalls/sys_exit_{mmap,brk}: heap growth per thread (counter only).
+ *  - sched_wakeup (in io.bpf.c) calls task_wake_hint(): a thread woken by
+ *    another thread of its process that runs in a Context carries that
+ *    Context as the parent of the next Context it enters (the thread-pool
+ *    hand-off), without a probe on the hand-off itself.
+ *
+ * Cost, measured on this VM (docs/performance.md): a uprobe hit is a trap,
+ * ~1.1 us each here; asyncio and uvloop switch Context ~3 times per request
+ * on a hello endpoint. The uretprobe costs two traps, once per task created.
+ * That is why there is no exit probe: a slice ends at the next enter or
+ * park, and userspace charges the loop's bookkeeping in between to the task
+ * that ran last (docs/attribution.md).
+ */
+#ifndef TG_TASK_BPF_H
+#define TG_TASK_BPF_H
+
+#include <bpf/usdt.bpf.h>
+
+#define TG_MAP_ANONYMOUS 0x20
+
+/* brk() value last seen per process, to turn brk calls into growth. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, __u64);
+} proc_brk SEC(".maps");
+
+static __always_inline void task_fill(struct tg_ev_task *ev, struct task_struct *task,
+				      const struct tstate *s, __u32 kind, __u64 ctx, __u64 parent)
+{
+	ev->ctx = ctx;
+	ev->parent = parent;
+	ev->minflt = BPF_CORE_READ(task, min_flt);
+	ev->majflt = BPF_CORE_READ(task, maj_flt);
+	ev->heap_bytes = s->heap_bytes;
+	ev->runq_ns = s->runq_ns;
+	ev->kind = kind;
+	ev->syscall = 0;
+}
+
+/* Emit a TG_EV_TASK for the current (running) thread. */
+static __always_inline void task_emit(struct tstate *s, __u32 kind, __u64 ctx, __u64 parent)
+{
+	struct tg_ev_task *ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+
+	if (!ev) {
+		count(dropped);
+		return;
+	}
+	fill_hdr(&ev->hdr, TG_EV_TASK, sizeof(*ev), bpf_get_current_pid_tgid());
+	task_fill(ev, bpf_get_current_task_btf(), s, kind, ctx, parent);
+	bpf_ringbuf_submit(ev, rb_flags());
+	count(emitted);
+}
+
+/* prev goes to sleep (called from sched_switch, prev is still current, its
+ * on-CPU time already accumulated into s): TG_EV_TASK PARK. */
+static __always_inline void task_park(struct task_struct *prev, struct tstate *s, __u64 now)
+{
+	struct tg_ev_task *ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+
+	s->parked = 1;
+	if (!ev) {
+		count(dropped);
+		return;
+	}
+	ev->hdr.type = TG_EV_TASK;
+	ev->hdr.size = sizeof(*ev);
+	ev->hdr.cpu = bpf_get_smp_processor_id();
+	ev->hdr.pid = prev->tgid;
+	ev->hdr.tid = prev->pid;
+	ev->hdr.ts_ns = now;
+	ev->hdr.oncpu_ns = s->oncpu_ns;
+	task_fill(ev, prev, s, TG_TASK_PARK, s->cur_ctx, 0);
+	ev->syscall = (__s32)BPF_CORE_READ((struct pt_regs *)bpf_task_pt_regs(prev), orig_ax);
+	bpf_ringbuf_submit(ev, rb_flags());
+	count(emitted);
+}
+
+/* The current thread's storage, when its process is traced. */
+static __always_inline struct tstate *task_state(void)
+{
+	struct tstate *s;
+
+	if (!pid_traced(bpf_get_current_pid_tgid() >> 32))
+		return NULL;
+	s = bpf_task_storage_get(&tstates, bpf_get_current_task_btf(), 0,
+				 BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (s && !s->traced) {
+		s->traced = 1;
+		s->epoch = traced_epoch;
+	}
+	return s;
+}
+
+/* p (traced, storage s) is being woken. When the waker is a thread of the
+ * same process running in a Context, remember that Context: a thread-pool
+ * worker woken to run a job enters the job's Context (a copy_context() made
+ * outside PyContext_CopyCurrent's probe, e.g. by anyio) next, and userspace
+ * takes the waker's Context as its parent (TG_TASK_ENTER's parent field).
+ * A wake-up from an interrupt that happened to hit such a thread leaves a
+ * stale hint; it is overwritten by the next real hand-off and only used for
+ * a Context userspace has not seen created. */
+static __always_inline void task_wake_hint(struct task_struct *p, struct tstate *s)
+{
+	struct task_struct *cur = bpf_get_current_task_btf();
+	struct tstate *w;
+
+	if (cur == p || cur->tgid != p->tgid)
+		return;
+	w = bpf_task_storage_get(&tstates, cur, 0, 0);
+	if (w && w->traced && w->cur_ctx)
+		s->wake_ctx = w->cur_ctx;
+}
+
+static __always_inline int ctx_enter(__u64 ctx)
+{
+	struct tstate *s = task_state();
+	__u64 hint;
+
+	if (!s || !ctx || (s->cur_ctx == ctx && !s->parked))
+		return 0;
+	s->cur_ctx = ctx;
+	s->parked = 0;
+	hint = s->wake_ctx;
+	s->wake_ctx = 0;
+	task_emit(s, TG_TASK_ENTER, ctx, hint);
+	return 0;
+}
+
+SEC("uprobe")
+int BPF_KPROBE(tg_ctx_enter_ts, void *tstate, void *pyctx)
+{
+	(void)tstate;
+	return ctx_enter((__u64)pyctx);
+}
+
+SEC("uprobe")
+int BPF_KPROBE(tg_ctx_enter, void *pyctx)
+{
+	return ctx_enter((__u64)pyctx);
+}
+
+static __always_inline int ctx_created(__u64 ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct tstate *s;
+	__u64 parent;
+
+	if (!ctx)
+		return 0;
+	s = task_state();
+	if (!s)
+		return 0;
+	parent = py_task_key(pid_tgid >> 32, (__u32)pid_tgid);
+	if (parent) {
+		/* The thread runs in parent now (read, not inferred): userspace
+		 * takes the LINK as a switch to it too, so must the dedup. */
+		s->cur_ctx = parent;
+		s->parked = 0;
+	} else {
+		parent = s->cur_ctx;
+	}
+	task_emit(s, TG_TASK_LINK, ctx, parent);
+	return 0;
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(tg_ctx_copy, void *ret)
+{
+	return ctx_created((__u64)ret);
+}
+
+/* On the call made with the new Context in rdi inside the internal
+ * context_new_from_vars (user/pyctx.h): one emulated trap instead of the
+ * uretprobe's two. */
+SEC("uprobe")
+int BPF_KPROBE(tg_ctx_new, void *newctx)
+{
+	return ctx_created((__u64)newctx);
+}
+
+SEC("usdt")
+int BPF_USDT(tg_gc_start, int generation)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct tstate *s = task_state();
+
+	if (!s)
+		return 0;
+	s->gc_start_ns = bpf_ktime_get_ns();
+	s->gc_gen = (__u32)generation;
+	s->gc_ctx = py_task_key(pid_tgid >> 32, (__u32)pid_tgid);
+	if (!s->gc_ctx)
+		s->gc_ctx = s->cur_ctx;
+	return 0;
+}
+
+SEC("usdt")
+int BPF_USDT(tg_gc_done, long collected)
+{
+	struct tstate *s = task_state();
+	struct tg_ev_gc *ev;
+
+	if (!s)
+		return 0;
+	ev = bpf_ringbuf_reserve(&events, sizeof(*ev), 0);
+	if (!ev) {
+		count(dropped);
+		s->gc_start_ns = 0;
+		return 0;
+	}
+	fill_hdr(&ev->hdr, TG_EV_GC, sizeof(*ev), bpf_get_current_pid_tgid());
+	ev->start_ns = s->gc_start_ns;
+	ev->ctx = s->gc_ctx;
+	ev->collected = collected;
+	ev->generation = s->gc_gen;
+	ev->pad = 0;
+	s->gc_start_ns = 0;
+	bpf_ringbuf_submit(ev, rb_flags());
+	count(emitted);
+	return 0;
+}
+
+SEC("tp/syscalls/sys_exit_mmap")
+int tg_exit_mmap(struct trace_event_raw_sys_exit *ctx)
+{
+	long ret = ctx->ret;
+	struct pt_regs *regs;
+	struct tstate *s;
+
+	if (ret < 0 && ret > -4096)
+		return 0;
+	s = task_state();
+	if (!s)
+		return 0;
+	regs = cur_regs();
+	if (BPF_CORE_READ(regs, r10) & TG_MAP_ANONYMOUS)
+		s->heap_bytes += BPF_CORE_READ(regs, si);
+	return 0;
+}
+
+SEC("tp/syscalls/sys_exit_brk")
+int tg_exit_brk(struct trace_event_raw_sys_exit *ctx)
+{
+	__u64 brk = (__u64)ctx->ret, *last;
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct tstate *s = task_state();
+
+	if (!s)
+		return 0;
+	last = bpf_map_lookup_elem(&proc_brk, &tgid);
+	if (last) {
+		if (brk > *last)
+			s->heap_bytes += brk - *last;
+		*last = brk;
+	} else {
+		bpf_map_update_elem(&proc_brk, &tgid, &brk, BPF_ANY);
+	}
+	return 0;
+}
+
+#endif /* TG_TASK_BPF_H */

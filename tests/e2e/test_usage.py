@@ -1,0 +1,585 @@
+# SPDX-License-Identifier: MIT
+"""Per-request CPU, waiting time, memory and GC under concurrency (issue #4).
+
+app_usage.py (real uvicorn + FastAPI, `--loop asyncio` and uvloop) measures
+ground truth about itself: the CPU its handler code used (thread_time_ns around
+every part that does not await; inside the worker for the thread-pool
+endpoint), the GC collections that ran in the request's Context, the thread's
+minor faults. LOAD_THREADS client threads with keep-alive http.client
+connections send a shuffled mix of 452 requests, so many requests are in
+flight on one loop at once: CPU burners on the loop (2-8 ms), sleepers, `def`
+burners in the thread pool, burners behind a BaseHTTPMiddleware (child task),
+StreamingResponses whose generator (a child task) burns between chunks, 20 MiB
+allocators that call gc.collect(), /hello, and zero-CPU variants of each
+burner shape. `timeglass trace --pid` records all of it.
+
+Framework cost. The tracer charges a request its handler's CPU plus what the
+framework spends in the request's task(s) (routing, validation, response,
+middleware, anyio task groups). That cost is measured, not guessed:
+  - F_untraced[shape]: CPU of the whole untraced process per zero-CPU request
+    of the shape (/proc/PID/task/*/schedstat; 2000 /hello, 500 of each other
+    shape, 8 connections, before the tracer attaches): everything the process
+    does per request, uvicorn's parsing outside the request's task included.
+    Measured here: hello 130-200 us, cpu 150-175, pool 250-300, middleware
+    430-550, stream 250-310 us.
+  - F_shape: median cpu_ns the tracer stored for the zero-CPU requests of the
+    same shape in the same run (/hello for hello; the /cpu zero requests for
+    the sleepers and allocators).
+Checks:
+  - F_shape <= 1.5 * F_untraced[shape] (the tracer may not charge a zero-CPU
+    request more than the whole process spends on one, plus the BPF programs'
+    own cost), so the tolerances below cannot grow by over-charging.
+  - per request: truth <= cpu_ns <= truth + 2 * F_shape + gc_ns + JITTER_NS,
+    for all but OUTLIERS (1) request per shape (printed; see OUTLIERS).
+    2 * F_shape: a request's framework work varies around its median (cold
+    caches, interrupts, a page fault, pymalloc refills; worst excesses seen in
+    5 asyncio runs: 1.41 ms over truth with F = 0.65 ms (middleware), 0.97 ms
+    for one /hello with F = 0.20 ms, which was 60 us over this bound);
+    gc_ns: an automatic collection that the request's own allocation triggered
+    is legitimately its CPU; JITTER_NS = 0.5 ms: timer interrupts and loopback
+    softirqs (sending a response on 127.0.0.1 runs the receiving side's TCP
+    work and the client's wake-up in the sender's context, and the kernel
+    charges it to the sending thread) on a 2-core VM shared with 24 client
+    threads. The lower bound is exact: the handler's measured parts ran in the
+    request's Context, on one thread, without switching.
+  - per shape with CPU (loop, pool, middleware, stream, alloc): the mean
+    error, mean(cpu_ns) - F_shape against mean(truth), within 10 %. The raw
+    ratio (printed with -s) includes the framework: BaseHTTPMiddleware alone
+    costs ~0.55 ms per request, 11 % of a 5 ms handler.
+  - sleepers (20-50 ms in asyncio.sleep, >= 80 % of them overlapping a CPU
+    burner): cpu_ns < 1 ms each.
+  - allocators: gc_count >= the collections seen in their Context (>= 1, the
+    explicit gc.collect()), gc_ns > 0 and >= half the wall time of the
+    explicit collection; minflt >= 80 % of the thread's own count
+    (getrusage); heap_bytes >= 10 MiB. Neighbours: a CPython collection is
+    triggered by whatever code allocates the threshold-th container object,
+    so an automatic gen0 collection may fall legitimately into any request;
+    what is robust is (a) per request gc_count >= the collections the app saw
+    in that request's Context, (b) the neighbours together are charged no
+    more collections than the app saw besides the explicit ones, (c) no
+    neighbour has the minor faults of an allocator (< 1/4 of the smallest
+    allocator's own count) or its heap growth (< 4 MiB; the thread pool is
+    warmed up before the trace, so no request starts a worker thread and maps
+    its stack and malloc arena).
+  - totals: sum of truths <= sum of cpu_ns <= the process's CPU during the
+    trace; runq_ns and minflt summed <= the process's run delay and faults.
+  - thread-pool requests: truth - 50 us <= cpu_pool_ns <= truth + median
+    cpu_pool_ns of the zero-CPU pool requests + JITTER_NS (50 us: the
+    worker's thread_time and the tracer's on-CPU time are different clocks);
+    cpu_pool_ns == 0 elsewhere.
+  - usage_flags valid (0x1) on every request on the stdlib loop, on >= 99 %
+    on uvloop (the rest stored without figures, never with wrong ones);
+    runq_ns, pool_wait_ns >= 0.
+
+Run: sudo /usr/bin/python3 -m pytest tests/e2e/test_usage.py -v
+     (TIMEGLASS=/path/to/timeglass to use another build).
+Ground truth only, untraced: sudo /usr/bin/python3 tests/e2e/test_usage.py [asyncio|uvloop]
+"""
+
+import http.client
+import os
+import queue
+import random
+import re
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import pytest  # noqa: E402
+
+from conftest import E2E_DIR, PY, Tracer, db_rows, free_port, stop_proc, wait_ready  # noqa: E402
+
+LOAD_THREADS = 24
+# zero-CPU requests per shape sent untraced to measure the framework's cost
+ZERO_UNTRACED = {"hello": 2000, "cpu0": 500, "pool0": 500, "mw0": 500, "stream0": 500}
+JITTER_NS = 500_000
+MIB = 1 << 20
+
+# shape -> (count, amount range); amounts: us of CPU, ms of sleep, MiB allocated
+MIX = {
+    "cpu": (80, (2000, 8000)),
+    "sleep": (60, (20, 50)),
+    "pool": (60, (2000, 8000)),
+    "mw": (60, (2000, 8000)),
+    "stream": (40, (2000, 8000)),
+    "alloc": (12, (20, 20)),
+    "hello": (80, (0, 0)),
+    "cpu0": (15, (0, 0)),
+    "pool0": (15, (0, 0)),
+    "mw0": (15, (0, 0)),
+    "stream0": (15, (0, 0)),
+}
+STREAM_CHUNKS = 4
+BURNERS = ("cpu", "pool", "mw", "stream", "alloc")
+
+
+def target(shape, rid, amount):
+    base = shape.rstrip("0")
+    if base == "hello":
+        return f"/hello/{rid}"
+    if base == "mw":
+        return f"/mw/cpu/{rid}/{amount}"
+    if base == "stream":
+        return f"/stream/{rid}/{amount}/{STREAM_CHUNKS}"
+    return f"/{base}/{rid}/{amount}"
+
+
+def jobs(seed):
+    rnd = random.Random(seed)
+    out = []
+    for shape, (n, (lo, hi)) in MIX.items():
+        for _ in range(n):
+            rid = f"r{len(out)}"
+            amount = rnd.randint(lo, hi)
+            out.append({"shape": shape, "rid": rid, "amount": amount,
+                        "path": target(shape, rid, amount)})
+    rnd.shuffle(out)
+    return out
+
+
+def drive(port, work, threads=LOAD_THREADS):
+    """Send every job once from `threads` keep-alive connections; fills in
+    status, headers, truth (CPU ns), client latency. Returns wall seconds."""
+    q = queue.Queue()
+    for j in work:
+        q.put(j)
+    errors = []
+
+    def worker():
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        try:
+            while True:
+                try:
+                    j = q.get_nowait()
+                except queue.Empty:
+                    return
+                t0 = time.perf_counter_ns()
+                c.request("GET", j["path"])
+                r = c.getresponse()
+                body = r.read()
+                j["client_ns"] = time.perf_counter_ns() - t0
+                j["status"] = r.status
+                j["headers"] = {k.lower(): v for k, v in r.getheaders()}
+                j["body"] = body
+                parse_truth(j)
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(repr(e))
+        finally:
+            c.close()
+
+    t0 = time.monotonic()
+    ts = [threading.Thread(target=worker) for _ in range(threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert not errors, errors[:5]
+    return time.monotonic() - t0
+
+
+def parse_truth(j):
+    h = j["headers"]
+    if j["shape"].startswith("stream"):
+        m = re.search(rb"truth cpu_ns=(\d+) gc=(\d+) minflt=(\d+)\n$", j["body"])
+        assert m, j["body"][-200:]
+        j["truth"], j["truth_gc"], j["truth_minflt"] = (int(x) for x in m.groups())
+    elif "x-cpu-ns" in h:
+        j["truth"], j["truth_gc"] = int(h["x-cpu-ns"]), int(h["x-gc"])
+        j["truth_minflt"] = int(h["x-minflt"])
+        if "x-gc-ns" in h:
+            j["truth_gc_ns"] = int(h["x-gc-ns"])
+    else:  # /hello
+        j["truth"], j["truth_gc"], j["truth_minflt"] = 0, 0, 0
+
+
+def process_cpu_ns(pid):
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[0])
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+    return total
+
+
+def process_snapshot(pid):
+    """Whole-process counters: on-CPU ns and run-queue wait ns summed over the
+    live threads (schedstat), minor faults (all threads, /proc/PID/stat)."""
+    cpu = delay = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                a, b, _ = f.read().split()
+            cpu, delay = cpu + int(a), delay + int(b)
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+    with open(f"/proc/{pid}/stat") as f:
+        minflt = int(f.read().rsplit(")", 1)[1].split()[7])
+    return {"cpu": cpu, "runq": delay, "minflt": minflt}
+
+
+def untraced_costs(port, pid):
+    """CPU of the whole untraced process per zero-CPU request of each shape
+    (ns): {"hello": .., "cpu0": .., ...}. Everything the process does for one
+    request, uvicorn's parsing outside the request's task included."""
+    out = {}
+    for shape, n in ZERO_UNTRACED.items():
+        work = [{"shape": shape, "rid": f"u{i}", "amount": 0,
+                 "path": target(shape, f"u{i}", 0)} for i in range(n)]
+        drive(port, work[:n // 10], threads=8)  # warm-up
+        c0 = process_cpu_ns(pid)
+        drive(port, work, threads=8)
+        out[shape] = (process_cpu_ns(pid) - c0) / n
+    return out
+
+
+def warm_pool(port):
+    """Start the thread-pool workers before tracing: a worker's first job maps
+    its stack (8 MiB) and glibc's per-thread malloc arena (64 MiB reserved),
+    real address-space growth that would be charged to whichever request
+    started the worker. anyio keeps idle workers for 10 s, longer than the
+    attach takes."""
+    work = [{"shape": "pool", "rid": f"w{i}", "amount": 3000, "path": f"/pool/w{i}/3000"}
+            for i in range(LOAD_THREADS)]
+    drive(port, work, threads=LOAD_THREADS)
+
+
+def start_app(loop):
+    port = free_port()
+    p = subprocess.Popen([PY, "-m", "uvicorn", "app_usage:app", "--app-dir", E2E_DIR,
+                          "--host", "127.0.0.1", "--port", str(port), "--loop", loop,
+                          "--http", "httptools", "--log-level", "warning", "--no-access-log"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_ready(port, proc=p)
+    except Exception:
+        stop_proc(p)
+        raise
+    return p, port
+
+
+def get_json(port, path):
+    import json
+
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        c.request("GET", path)
+        r = c.getresponse()
+        return json.loads(r.read())
+    finally:
+        c.close()
+
+
+def pct(xs, p):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(p / 100 * len(xs)))]
+
+
+# ---- the traced run, once per loop --------------------------------------------------------------
+
+
+@pytest.fixture(scope="module", params=["asyncio", "uvloop"])
+def run(request, tmp_path_factory):
+    loop = request.param
+    db = str(tmp_path_factory.mktemp("usage-" + loop) / "tg.db")
+    app, port = start_app(loop)
+    try:
+        f_untraced = untraced_costs(port, app.pid)
+        warm_pool(port)
+        gc0 = get_json(port, "/truth/gc")
+        t_attach = time.monotonic()
+        snap0 = process_snapshot(app.pid)
+        tracer = Tracer(["--pid", str(app.pid), "--db", db, "--no-serve", "-q"])
+        t_attach = time.monotonic() - t_attach
+        try:
+            time.sleep(0.5)  # initial /proc scan, /openapi.json
+            work = jobs(seed=sum(map(ord, loop)))
+            wall = drive(port, work)
+            time.sleep(0.5)
+        finally:
+            rc = tracer.stop()
+        snap1 = process_snapshot(app.pid)
+        assert rc == 0, tracer.text()
+        gc1 = get_json(port, "/truth/gc")
+    finally:
+        stop_proc(app)
+    gc_truth = {k: gc1[k] - gc0[k] for k in gc1}
+    cols = {r["name"] for r in db_rows(db, "PRAGMA table_info(requests)")}
+    rows = {r["path"]: r for r in db_rows(db, "SELECT * FROM requests")}
+    by_path = {j["path"]: j for j in work}
+    missing = [p for p in by_path if p not in rows]
+    res = {"loop": loop, "db": db, "t_attach": t_attach,
+           "proc": {k: snap1[k] - snap0[k] for k in snap0}, "work": work, "rows": rows, "cols": cols, "wall": wall,
+           "f_untraced": f_untraced, "gc_truth": gc_truth, "missing": missing}
+    print_summary(res)
+    return res
+
+
+def need_usage(run):
+    need = {"cpu_ns", "cpu_pool_ns", "runq_ns", "pool_wait_ns", "minflt", "majflt",
+            "heap_bytes", "gc_count", "gc_ns", "usage_flags"}
+    lacking = need - run["cols"]
+    if lacking:
+        pytest.fail(f"requests has no {sorted(lacking)}: this timeglass does not record usage "
+                    f"(schema < 5)")
+    assert not run["missing"], f"{len(run['missing'])} requests not stored: {run['missing'][:5]}"
+
+
+def pairs(run, *shapes):
+    """(job, row) for the jobs of these shapes whose row has figures (see
+    test_every_request_answered_and_stored for how many may lack them)."""
+    return [(j, run["rows"][j["path"]]) for j in run["work"] if j["shape"] in shapes
+            and (run["rows"][j["path"]]["usage_flags"] or 0) & 0x1]
+
+
+def framework(run, shape):
+    """F_shape: median cpu_ns of the zero-CPU requests of this shape."""
+    zero = {"cpu": "cpu0", "pool": "pool0", "mw": "mw0", "stream": "stream0",
+            "hello": "hello", "sleep": "cpu0", "alloc": "cpu0"}[shape]
+    return statistics.median(r["cpu_ns"] for _, r in pairs(run, zero))
+
+
+def ps_all(res, shape):
+    return [(j, res["rows"][j["path"]]) for j in res["work"]
+            if j["shape"] == shape and j["path"] in res["rows"]
+            and res["rows"][j["path"]]["cpu_ns"] is not None]
+
+
+def print_summary(res):
+    """Per shape: mean truth vs mean TimeGlass CPU, worst request (visible with -s)."""
+    print(f"\n[{res['loop']}] attach {res['t_attach']:.1f} s; "
+          f"{len(res['work'])} requests in {res['wall']:.1f} s; "
+          f"untraced process CPU per zero request: "
+          f"{ {k: round(v / 1e3) for k, v in res['f_untraced'].items()} } us; "
+          f"GC during load {res['gc_truth']}; not stored: {len(res['missing'])}")
+    if "cpu_ns" not in res["cols"]:
+        print("  (no cpu_ns column)")
+        return
+    for shape in MIX:
+        ps = [(j, res["rows"][j["path"]]) for j in res["work"]
+              if j["shape"] == shape and j["path"] in res["rows"]]
+        ps = [(j, r) for j, r in ps if r["cpu_ns"] is not None]
+        if not ps:
+            print(f"  {shape:8s} no rows with cpu_ns")
+            continue
+        t = statistics.mean(j["truth"] for j, _ in ps)
+        c = statistics.mean(r["cpu_ns"] for _, r in ps)
+        d = [r["cpu_ns"] - j["truth"] for j, r in ps]
+        worst = max(ps, key=lambda p: abs(p[1]["cpu_ns"] - p[0]["truth"]))
+        zero = {"sleep": "cpu0", "alloc": "cpu0"}.get(shape, shape if shape.endswith("0")
+                                                      or shape == "hello" else shape + "0")
+        fz = statistics.median(r["cpu_ns"] for j, r in ps_all(res, zero))
+        zeros = sum(1 for _, r in ps if r["cpu_ns"] == 0)
+        extra = ""
+        if shape.startswith("pool"):
+            extra = " pool mean %.0f us" % (statistics.mean((r["cpu_pool_ns"] or 0)
+                                                            for _, r in ps) / 1e3)
+        print(f"  {shape:8s} n={len(ps):3d} truth {t / 1e3:8.0f} us  tg {c / 1e3:8.0f} us "
+              f"({(c / t - 1) * 100 if t > 1e5 else 0:+6.1f} %, "
+              f"-F {((c - fz) / t - 1) * 100 if t > 1e5 else 0:+5.1f} %)"
+              f" zero {zeros:2d} over: median {statistics.median(d) / 1e3:6.0f}"
+              f" min {min(d) / 1e3:6.0f} max {max(d) / 1e3:6.0f} us  worst {worst[0]['path']} "
+              f"truth {worst[0]['truth'] / 1e3:.0f} tg {worst[1]['cpu_ns'] / 1e3:.0f} us"
+              f" gc {worst[1]['gc_count']}/{worst[1]['gc_ns']}{extra}")
+    tot = {k: sum(r[k] or 0 for r in res["rows"].values()) for k in ("cpu_ns", "runq_ns", "minflt")}
+    print(f"  all stored requests: cpu {tot['cpu_ns'] / 1e6:.0f} ms of the process's "
+          f"{res['proc']['cpu'] / 1e6:.0f} ms; runq {tot['runq_ns'] / 1e6:.1f} ms of "
+          f"{res['proc']['runq'] / 1e6:.1f} ms; minflt {tot['minflt']} of {res['proc']['minflt']}; "
+          f"sum of truths {sum(j['truth'] for j in res['work']) / 1e6:.0f} ms")
+    for shape in ("alloc", "cpu"):
+        for j, r in pairs(res, shape)[:3]:
+            print(f"  {shape} {j['path']}: minflt {r['minflt']} (truth {j['truth_minflt']}) "
+                  f"heap {r['heap_bytes']} gc {r['gc_count']} (truth {j['truth_gc']}) "
+                  f"gc_ns {r['gc_ns']} (explicit wall {j.get('truth_gc_ns')}) "
+                  f"runq {r['runq_ns']} flags {r['usage_flags']}")
+
+
+# ---- checks ------------------------------------------------------------------------------------
+
+
+def test_every_request_answered_and_stored(run):
+    assert all(j["status"] == 200 for j in run["work"])
+    assert run["wall"] < 60, run["wall"]
+    assert not run["missing"], run["missing"][:5]
+    need_usage(run)
+    flags = [run["rows"][j["path"]]["usage_flags"] for j in run["work"] if j["shape"] in MIX]
+    valid = sum(1 for f in flags if f is not None and f & 0x1)
+    # On the stdlib loop the response's Context is the request's task: every
+    # request has figures. uvloop writes responses outside the task, so the
+    # tracer ties a task to its connection by the reads around its creation
+    # (docs/attribution.md); a request it cannot tie is stored without
+    # figures rather than with wrong ones. At most 1 % may be.
+    missing = len(flags) - valid
+    allowed = 0 if run["loop"] == "asyncio" else len(flags) // 100
+    assert missing <= allowed, f"{missing} of {len(flags)} requests without valid usage"
+    for _, r in pairs(run, *MIX):
+        assert r["runq_ns"] >= 0 and r["pool_wait_ns"] >= 0 and r["majflt"] >= 0, r
+
+
+@pytest.mark.parametrize("shape", ["hello", "cpu", "pool", "mw", "stream"])
+def test_framework_cost_is_sane(run, shape):
+    """F_shape (what the tracer charges a zero-CPU request, median) is at most
+    1.5 x what the whole untraced process spends per such request: the
+    tolerances built on F_shape cannot grow by over-charging."""
+    need_usage(run)
+    f = framework(run, shape)
+    f_u = run["f_untraced"]["hello" if shape == "hello" else shape + "0"]
+    assert 0 < f <= 1.5 * f_u, (f, f_u)
+
+
+# Requests per shape allowed outside the per-request bounds (of 12-80 per
+# shape), printed when they happen: the Context model's known errors
+# (docs/attribution.md: a Context address reused while a thread that ran the
+# old one has not yet shown its next event; a thread-pool job handed over
+# while its worker was still busy) hit about one request in 200 here. The
+# mean-error checks take every request.
+OUTLIERS = 1
+
+
+@pytest.mark.parametrize("shape", ["cpu", "sleep", "pool", "mw", "stream", "alloc", "hello",
+                                   "cpu0", "pool0", "mw0", "stream0"])
+def test_cpu_per_request_bounds(run, shape):
+    need_usage(run)
+    f = framework(run, shape.rstrip("0") if shape != "hello" else "hello")
+    bad = []
+    for j, r in pairs(run, shape):
+        hi = j["truth"] + 2 * f + r["gc_ns"] + JITTER_NS
+        if not j["truth"] <= r["cpu_ns"] <= hi:
+            bad.append((j["path"], j["truth"], r["cpu_ns"], hi))
+    n = len(pairs(run, shape))
+    if bad:
+        print(f"\n[{run['loop']}] {shape}: outside the bounds: {bad}")
+    assert len(bad) <= OUTLIERS, f"{len(bad)}/{n} outside [truth, truth + 2*{f:.0f} + gc_ns + " \
+                    f"{JITTER_NS}] (path, truth, cpu_ns, upper): {bad[:8]}"
+
+
+@pytest.mark.parametrize("shape", BURNERS)
+def test_cpu_mean_error_per_shape(run, shape):
+    """The request's real CPU is its handler's (truth) plus the framework's
+    (F_shape, measured on the zero-CPU requests of the shape and bounded by the
+    untraced process cost above): mean(cpu_ns) - F_shape within 10 % of
+    mean(truth). (Without the correction, BaseHTTPMiddleware's ~0.6 ms per
+    request alone is 12 % of a 5 ms handler.)"""
+    need_usage(run)
+    ps = pairs(run, shape)
+    t = statistics.mean(j["truth"] for j, _ in ps)
+    c = statistics.mean(r["cpu_ns"] for _, r in ps)
+    f = framework(run, shape)
+    assert abs(c - f - t) <= 0.10 * t, \
+        f"mean cpu_ns {c:.0f} - F {f:.0f} vs truth {t:.0f} ({((c - f) / t - 1) * 100:+.1f} %; " \
+        f"raw {(c / t - 1) * 100:+.1f} %)"
+
+
+def test_sleepers_charged_little_next_to_burners(run):
+    need_usage(run)
+    heavy = [r for _, r in pairs(run, "cpu", "pool", "mw", "stream")]
+    overlapped = 0
+    for j, r in pairs(run, "sleep"):
+        assert r["cpu_ns"] < 1_000_000, (j["path"], r["cpu_ns"])
+        assert r["duration_ns"] >= j["amount"] * 1_000_000 * 0.95, (j["path"], r["duration_ns"])
+        s, e = r["start_ns"], r["start_ns"] + r["duration_ns"]
+        overlapped += any(h["start_ns"] < e and h["start_ns"] + h["duration_ns"] > s
+                          for h in heavy)
+    # the checks above mean something only if burners ran meanwhile
+    assert overlapped >= 0.8 * len(pairs(run, "sleep")), overlapped
+
+
+def test_alloc_gc_and_memory(run):
+    need_usage(run)
+    allocs = pairs(run, "alloc")
+    for j, r in allocs:
+        assert j["truth_gc"] >= 1, j
+        assert r["gc_count"] >= j["truth_gc"], (j["path"], r["gc_count"], j["truth_gc"])
+        assert r["gc_ns"] > 0 and r["gc_ns"] >= 0.5 * j["truth_gc_ns"], \
+            (j["path"], r["gc_ns"], j["truth_gc_ns"])
+        assert r["minflt"] >= 0.8 * j["truth_minflt"], (j["path"], r["minflt"], j["truth_minflt"])
+        assert j["truth_minflt"] >= 10 * MIB // 4096, j  # the app really touched >= 10 MiB
+        assert r["heap_bytes"] >= 10 * MIB, (j["path"], r["heap_bytes"])
+
+
+def test_gc_and_memory_not_on_neighbours(run):
+    need_usage(run)
+    others = [(j, r) for j, r in pairs(run, *MIX) if j["shape"] != "alloc"]
+    for j, r in others:
+        # collections that ran in this request's Context must be charged to it
+        assert r["gc_count"] >= j["truth_gc"], (j["path"], r["gc_count"], j["truth_gc"])
+    automatic = run["gc_truth"]["total"] - run["gc_truth"]["explicit"]
+    charged = sum(r["gc_count"] for _, r in others)
+    assert charged <= automatic, (charged, run["gc_truth"])
+    min_flt = min(j["truth_minflt"] for j, _ in pairs(run, "alloc"))
+    for j, r in others:
+        assert r["minflt"] < min_flt / 4, (j["path"], r["minflt"], min_flt)
+        assert r["heap_bytes"] < 4 * MIB, (j["path"], r["heap_bytes"])
+
+
+def test_totals_within_the_process(run):
+    """Nothing invented: what the requests are charged together is part of what
+    the process's threads did while the tracer ran (schedstat and
+    /proc/PID/stat deltas around the traced window, taken by the test)."""
+    need_usage(run)
+    rows = [r for r in run["rows"].values() if r["cpu_ns"] is not None]
+    cpu = sum(r["cpu_ns"] for r in rows)
+    truth = sum(j["truth"] for j, _ in pairs(run, *MIX))
+    assert truth <= cpu <= run["proc"]["cpu"], (truth, cpu, run["proc"])
+    assert sum(r["runq_ns"] for r in rows) <= run["proc"]["runq"], run["proc"]
+    assert sum(r["minflt"] for r in rows) <= run["proc"]["minflt"], run["proc"]
+
+
+POOL_CLOCK_NS = 50_000
+
+
+def test_pool_cpu(run):
+    need_usage(run)
+    f_pool = statistics.median(r["cpu_pool_ns"] for _, r in pairs(run, "pool0"))
+    bad = []
+    for j, r in pairs(run, "pool"):
+        # The worker's thread_time (the scheduler's task clock) and the
+        # tracer's on-CPU time (ktime at context switches) are two clocks:
+        # on a job they differ by a few microseconds either way (seen: up to
+        # 16 us under), hence POOL_CLOCK_NS below the truth.
+        if not j["truth"] - POOL_CLOCK_NS <= r["cpu_pool_ns"] <= j["truth"] + f_pool + JITTER_NS:
+            bad.append((j["path"], j["truth"], r["cpu_pool_ns"]))
+        assert r["cpu_pool_ns"] <= r["cpu_ns"], (j["path"], r)
+    assert len(bad) <= OUTLIERS, \
+        f"{len(bad)} pool requests off (path, truth, cpu_pool_ns; f_pool {f_pool}): {bad[:8]}"
+    for j, r in pairs(run, "cpu", "mw", "sleep", "hello"):
+        assert r["cpu_pool_ns"] == 0, (j["path"], r["cpu_pool_ns"])
+
+
+# ---- untraced ground-truth run (development aid) ------------------------------------------------
+
+def main(loop):
+    app, port = start_app(loop)
+    try:
+        f = untraced_costs(port, app.pid)
+        work = jobs(seed=1)
+        c0 = process_cpu_ns(app.pid)
+        wall = drive(port, work)
+        cpu = process_cpu_ns(app.pid) - c0
+        gc_truth = get_json(port, "/truth/gc")
+    finally:
+        stop_proc(app)
+    print(f"[{loop}] untraced: process CPU per zero request "
+          f"{ {k: round(v / 1e3) for k, v in f.items()} } us; {len(work)} requests "
+          f"in {wall:.1f} s, process CPU {cpu / 1e9:.2f} s; gc {gc_truth}")
+    for shape in MIX:
+        ps = [j for j in work if j["shape"] == shape]
+        t = [j["truth"] for j in ps]
+        lat = [j["client_ns"] for j in ps]
+        print(f"  {shape:8s} n={len(ps):3d} truth mean {statistics.mean(t) / 1e3:8.0f} us "
+              f"min {min(t) / 1e3:6.0f} max {max(t) / 1e3:6.0f}  client latency median "
+              f"{statistics.median(lat) / 1e6:6.1f} ms  gc {sum(j['truth_gc'] for j in ps)} "
+              f"minflt mean {statistics.mean(j['truth_minflt'] for j in ps):.0f}")
+    total_truth = sum(j["truth"] for j in work)
+    print(f"  sum of truths {total_truth / 1e9:.2f} s of {cpu / 1e9:.2f} s process CPU; "
+          f"framework per request ~{(cpu - total_truth) / len(work) / 1e3:.0f} us")
+
+
+if __name__ == "__main__":
+    for lp in sys.argv[1:] or ["asyncio", "uvloop"]:
+        main(lp)

@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: MIT */
+/* Unit tests of user/pyctx.c on the real Debian /usr/bin/python3.11 and on
+ * files that are not CPython. */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "pyctx.h"
+#include "pyruntime.h"
+
+#define PY "/usr/bin/python3.11"
+
+static uint8_t byte_at(const char *path, uint64_t off)
+{
+	uint8_t b = 0;
+	int fd = open(path, O_RDONLY);
+
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, &b, 1, (off_t)off), 1);
+	close(fd);
+	return b;
+}
+
+static void test_debian_python(void **state)
+{
+	struct tg_pyctx_sites s;
+	uint64_t sym, off;
+	uint8_t b;
+
+	(void)state;
+	if (access(PY, R_OK))
+		skip();
+	assert_int_equal(tg_pyctx__find(PY, &s), 0);
+	/* Stripped Debian build: the internal function, found through the wrapper. */
+	assert_true(s.enter_has_ts);
+	assert_true(s.asyncio_covered);
+	assert_non_null(s.how);
+	/* The Context-entry probe is not the exported wrapper itself... */
+	assert_int_equal(tg_pyruntime__elf_symbol(PY, "PyContext_Enter", &sym, NULL), 0);
+	assert_int_equal(tg_pyctx__file_offset(PY, sym, &off), 0);
+	assert_int_not_equal(s.enter_off, off);
+	/* ...and starts like a function (push), an instruction uprobes emulate. */
+	b = byte_at(PY, s.enter_off);
+	assert_true((b >= 0x50 && b <= 0x57) || b == 0x41 || b == 0xf3);
+	/* The creation probe: PyContext_CopyCurrent, and the call site with rdi = new ctx. */
+	assert_int_equal(tg_pyruntime__elf_symbol(PY, "PyContext_CopyCurrent", &sym, NULL), 0);
+	assert_int_equal(tg_pyctx__file_offset(PY, sym, &off), 0);
+	assert_int_equal(s.copy_off, off);
+	assert_int_not_equal(s.new_call_off, 0);
+	assert_int_equal(byte_at(PY, s.new_call_off), 0xe8);
+}
+
+static void test_not_python(void **state)
+{
+	struct tg_pyctx_sites s;
+
+	(void)state;
+	assert_int_equal(tg_pyctx__find("/bin/true", &s), -ENOENT);
+	assert_int_equal(tg_pyctx__find("/nonexistent/python", &s), -ENOENT);
+	assert_int_equal(tg_pyctx__find("/etc/hostname", &s), -EINVAL);
+}
+
+static void test_file_offset(void **state)
+{
+	uint64_t off;
+
+	(void)state;
+	if (access(PY, R_OK))
+		skip();
+	/* Non-PIE: link-time address 0x400000 is file offset 0 (first PT_LOAD). */
+	assert_int_equal(tg_pyctx__file_offset(PY, 0x400000, &off), 0);
+	assert_int_equal(off, 0);
+	assert_int_equal(tg_pyctx__file_offset(PY, 0x10, &off), -ENOENT);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_debian_python),
+	    cmocka_unit_test(test_not_python),
+	    cmocka_unit_test(test_file_offset),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
