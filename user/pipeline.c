@@ -255,8 +255,8 @@ static void on_exchange(void *ctx, struct tg_request *req)
 		req->resp_oncpu_ns = p->feeding->hdr.oncpu_ns;
 	}
 	p->stats.requests++;
+	tg_taskcpu__request(p->tc, req); /* first: it gives req->set_keys */
 	tg_sqltrack__request(p->sql, req);
-	tg_taskcpu__request(p->tc, req);
 	id = p->cfg.on_request ? p->cfg.on_request(p->cfg.ctx, req) : 0;
 	tg_sqltrack__stored(p->sql, req, id);
 	tg_taskcpu__stored(p->tc, req, id);

@@ -622,6 +622,22 @@ static void claim(struct tg_profile *p, const struct tg_request *req, uint64_t k
 		tg_attrib__request_stored(p->attrib, req->pid, key, req->start_ns, req->end_ns, id);
 }
 
+/* Samples of the request's other Contexts (child tasks, pool jobs): claimed,
+ * not remembered for late ones (the ring of recent requests is kept for the
+ * response's Context). */
+static void claim_only(struct tg_profile *p, const struct tg_request *req, uint64_t key, int64_t id)
+{
+	void *out[CLAIM_BATCH];
+	size_t n, i;
+
+	do {
+		n = tg_attrib__claim(p->attrib, req->pid, key, req->start_ns, req->end_ns, out,
+				     CLAIM_BATCH);
+		for (i = 0; i < n; i++)
+			resolve(p, out[i], id);
+	} while (n == CLAIM_BATCH);
+}
+
 void tg_profile__request(struct tg_profile *p, const struct tg_request *req, int64_t id)
 {
 	uint16_t port;
@@ -631,6 +647,8 @@ void tg_profile__request(struct tg_profile *p, const struct tg_request *req, int
 		return;
 	if (req->task_key)
 		claim(p, req, req->task_key, id);
+	for (uint32_t k = 0; k < req->nset_keys; k++)
+		claim_only(p, req, req->set_keys[k], id);
 	port = peer_port(req->peer);
 	if (!port)
 		return;

@@ -39,6 +39,7 @@
 #define TG_USAGE_LOST 0x08
 
 #define TG_SPANS_MAX 32
+#define TG_SET_KEYS 16
 
 /* A span of the request's timeline. */
 enum tg_span_kind {
@@ -87,6 +88,11 @@ struct tg_request {
 	uint32_t sql_count;	/* SQL statements run for this request (0: none seen) */
 	uint64_t sql_ns;	/* their total duration */
 	uint64_t task_key;	/* the asyncio task that wrote the response (0: unknown) */
+	/* The Contexts of the request's other work (child tasks, thread-pool
+	 * jobs; on uvloop its task itself), from user/taskcpu.c: samples and SQL
+	 * statements made in them are the request's too. */
+	uint64_t set_keys[TG_SET_KEYS];
+	uint32_t nset_keys;
 	uint32_t resp_tid;	/* thread that wrote the last response byte (0: unknown) */
 	uint64_t resp_oncpu_ns; /* its cumulative on-CPU time at that write (hdr.oncpu_ns) */
 	struct tg_usage usage;	/* filled by user/taskcpu.c before the request is stored */

@@ -319,10 +319,17 @@ void tg_sqltrack__request(struct tg_sqltrack *t, struct tg_request *req)
 	for (size_t i = 0; i < t->nclaimed; i++) /* stored was not called: no request */
 		resolve(t, t->claimed[i], 0);
 	t->nclaimed = 0;
-	if (!t->opened || !req->task_key || key_use(t, req))
+	if (!t->opened)
 		return;
-	t->nclaimed = tg_attrib__claim(t->a, req->pid, req->task_key, req->start_ns, req->end_ns,
-				       t->claimed, CLAIM_MAX);
+	if (req->task_key && !key_use(t, req))
+		t->nclaimed = tg_attrib__claim(t->a, req->pid, req->task_key, req->start_ns,
+					       req->end_ns, t->claimed, CLAIM_MAX);
+	/* Statements made in the request's other Contexts (a thread-pool job
+	 * running psycopg2, a child task). */
+	for (uint32_t k = 0; k < req->nset_keys && t->nclaimed < CLAIM_MAX; k++)
+		t->nclaimed +=
+		    tg_attrib__claim(t->a, req->pid, req->set_keys[k], req->start_ns, req->end_ns,
+				     t->claimed + t->nclaimed, CLAIM_MAX - t->nclaimed);
 	for (size_t i = 0; i < t->nclaimed; i++) {
 		const struct tg_query *q = t->claimed[i];
 

@@ -976,6 +976,7 @@ void tg_taskcpu__request(struct tg_taskcpu *t, struct tg_request *req)
 	struct pend q = {0};
 
 	memset(&req->usage, 0, sizeof(req->usage));
+	req->nset_keys = 0;
 	pend_free(t, t->last);
 	t->last = NULL;
 	if (!p || !p->tracked)
@@ -991,8 +992,11 @@ void tg_taskcpu__request(struct tg_taskcpu *t, struct tg_request *req)
 	q.deadline = q.end_ns + t->cfg.pending_ns;
 	t->stats.requests++;
 	collect(t, &q);
-	for (size_t i = 0; i < t->nset; i++)
+	for (size_t i = 0; i < t->nset; i++) {
 		t->set[i]->done = true;
+		if (t->set[i]->ctx != req->task_key && req->nset_keys < TG_SET_KEYS)
+			req->set_keys[req->nset_keys++] = t->set[i]->ctx;
+	}
 	if (compute(t, &q, &req->usage, true)) {
 		forget_set(t, q.conn_id);
 		adopt_orphans(t, q.pid, q.tid, q.conn_id);

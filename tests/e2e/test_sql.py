@@ -117,6 +117,9 @@ def test_every_seq_statement_captured_once(traced):
         assert all(q["rows"] == 1 for q in qs if q["sqlstate"] is None)
 
 
+RESET = "SELECT pg_advisory_unlock_all();"
+
+
 def test_every_seq_statement_on_its_request(traced):
     if traced["loop"] == "uvloop":
         pytest.skip("uvloop writes outside the task: task keys do not attribute (docs/postgres.md)")
@@ -127,6 +130,9 @@ def test_every_seq_statement_on_its_request(traced):
         req = reqs[f"/seq/{tag}"]
         qs = db_rows(traced, "SELECT * FROM queries WHERE request_id = ? ORDER BY start_ns",
                      (req["id"],))
+        # asyncpg's pool resets the connection on release, in a shielded
+        # child task, before the response: the request's work too.
+        allq, qs = qs, [q for q in qs if not q["statement"].startswith(RESET)]
         texts = [q["statement"] for q in qs]
         assert texts == [f"SELECT {tag} AS tag, pg_sleep(0.01)",
                          "INSERT INTO hits (tag) VALUES ($1)",
@@ -135,8 +141,8 @@ def test_every_seq_statement_on_its_request(traced):
         # fetchrow executes with a row limit of 1: PortalSuspended, no tag
         assert [q["command"] for q in qs] == ["SELECT", "INSERT", None]
         assert qs[2]["flags"] & 0x100  # TG_PG_SUSPENDED
-        assert req["sql_count"] == 3
-        assert req["sql_ns"] == sum(q["duration_ns"] for q in qs)
+        assert req["sql_count"] == len(allq) and len(allq) in (3, 4)
+        assert req["sql_ns"] == sum(q["duration_ns"] for q in allq)
         assert all(q["error"] is None and q["sqlstate"] is None for q in qs)
         # the statements ran inside the request
         assert qs[0]["start_ns"] >= req["start_ns"]
@@ -159,18 +165,25 @@ def test_errors_and_n_plus_one(traced):
         assert q["path"].startswith("/dup/")
         assert q["statement"] == "INSERT INTO uniq (id) VALUES (1)"
     n1 = db_rows(traced, "SELECT count(*) AS n, count(DISTINCT q.fingerprint) AS f FROM queries q"
-                 " JOIN requests r ON r.id = q.request_id WHERE r.path = '/nplus1/6'")
+                 " JOIN requests r ON r.id = q.request_id WHERE r.path = '/nplus1/6'"
+                 " AND q.statement NOT LIKE ?", (RESET + "%",))
     assert n1[0]["n"] == 6 and n1[0]["f"] == 1
 
 
-def test_sync_psycopg2_captured(traced):
-    # Capture only: attribution of thread-pool work is not done yet.
-    traced = traced["db"]
+def test_sync_psycopg2_captured_and_attributed(traced):
+    """psycopg2 in a `def` endpoint runs in the thread pool: its statement is
+    tied to the request through the job's Context, a child of the request's
+    task (docs/attribution.md), on both loops."""
+    db = traced["db"]
+    reqs = {r["path"]: r for r in db_rows(db, "SELECT * FROM requests")}
     for t in (7001, 7002, 7003):
-        qs = db_rows(traced, "SELECT * FROM queries WHERE statement LIKE ?",
+        qs = db_rows(db, "SELECT * FROM queries WHERE statement LIKE ?",
                      (f"SELECT {t} AS sync_tag%",))
         assert len(qs) == 1, t
         assert qs[0]["rows"] == 3 and qs[0]["command"] == "SELECT"
+        req = reqs[f"/sync/{t}"]
+        assert qs[0]["request_id"] == req["id"], (t, qs[0]["request_id"], req["id"])
+        assert req["sql_count"] >= 1 and req["cpu_pool_ns"] > 0, req
 
 
 def test_durations_match_server_log(traced, pg):
@@ -236,7 +249,8 @@ def test_prepared_before_attach_labelled_not_dropped(pg, app, tmp_path):
 def test_psycopg3_and_sqlalchemy(pg, app, tmp_path):
     """psycopg 3 (async) and SQLAlchemy 1.4 (asyncio engine on asyncpg; sync
     engine on psycopg2 in the thread pool): statements captured with their
-    rows; the async ones attributed to their request on the asyncio loop."""
+    rows; the async ones attributed to their request on the asyncio loop, the
+    thread-pool ones on both loops."""
     pytest.importorskip("psycopg")
     pytest.importorskip("sqlalchemy")
     db = str(tmp_path / "drivers.db")
@@ -259,7 +273,8 @@ def test_psycopg3_and_sqlalchemy(pg, app, tmp_path):
         want = 2 if kind == "sa_sync_tag" else 6
         assert len(qs) == want, (kind, qs)
         assert all(q["rows"] == n_rows for q in qs), (kind, qs)
-        if app["loop"] == "asyncio" and kind != "sa_sync_tag":
+        # the sync engine runs in the thread pool: attributed on both loops
+        if app["loop"] == "asyncio" or kind == "sa_sync_tag":
             # each statement on the request whose path carries the same tag
             for q in qs:
                 tag = q["statement"].split()[1]

@@ -322,6 +322,9 @@ static void test_pool_job(void **state)
 	assert_int_equal(waits, 1);
 	for (uint32_t i = 1; i < r.usage.nspans; i++)
 		assert_true(r.usage.spans[i].start_us >= r.usage.spans[i - 1].start_us);
+	/* the job's Context is the request's other key (its SQL, its samples) */
+	assert_int_equal(r.nset_keys, 1);
+	assert_int_equal(r.set_keys[0], 0x2000);
 	world_free(w);
 }
 
