@@ -523,6 +523,22 @@ static void on_enter(struct tg_taskcpu *t, struct thr *th, const struct tg_ev_ta
 	switch_to(t, th, e, e->ctx);
 }
 
+static bool idle_wait(int32_t nr)
+{
+	switch (nr) {
+#ifdef SYS_epoll_wait
+	case SYS_epoll_wait:
+#endif
+#ifdef SYS_epoll_pwait2
+	case SYS_epoll_pwait2:
+#endif
+	case SYS_epoll_pwait:
+		return true;
+	default:
+		return false;
+	}
+}
+
 static void on_park(struct tg_taskcpu *t, struct thr *th, const struct tg_ev_task *e)
 {
 	bool watched = th->watched;
@@ -538,6 +554,11 @@ static void on_park(struct tg_taskcpu *t, struct thr *th, const struct tg_ev_tas
 		th->rdq_n = 0;
 		th->rd_last = 0;
 	}
+	/* Waiting for events: the event loop is idle, the Context it last
+	 * entered is over. What it does when it wakes, before it enters one
+	 * again (polling, reading sockets), is the loop's own work. */
+	if (idle_wait(e->syscall))
+		th->ctx = 0;
 	if (watched) {
 		th->watched = false;
 		check_pending(t, th->pid);
@@ -662,8 +683,9 @@ static bool in_window(const struct acct *a, const struct pend *q)
 /* Collect the request's accounts into t->set (marked with a new epoch). */
 static void collect(struct tg_taskcpu *t, const struct pend *q)
 {
-	struct acct *a = acct_get(t, q->pid, q->key);
+	struct acct *a = acct_get(t, q->pid, q->key), *next;
 	struct connlist *cl;
+	bool use_conn;
 
 	t->epoch++;
 	t->nset = 0;
@@ -675,10 +697,22 @@ static void collect(struct tg_taskcpu *t, const struct pend *q)
 	/* The connection's bound roots only when the response's Context does
 	 * not lead to the request (uvloop writes outside the task): where it
 	 * does (the stdlib loop), binding's guesses are not needed. */
-	cl = !t->nset && q->conn_id ? tg_u64map__get(&t->conns, q->conn_id) : NULL;
-	for (a = cl ? cl->head : NULL; a; a = a->cnext)
+	use_conn = !t->nset;
+	cl = q->conn_id ? tg_u64map__get(&t->conns, q->conn_id) : NULL;
+	for (a = cl ? cl->head : NULL; a; a = next) {
+		next = a->cnext;
+		/* Bound before this request started: an earlier request's, and
+		 * the connection's requests come one after the other. Unbound
+		 * here, so the list stays as short as the requests in flight. */
+		if (a->link_ns < q->start_ns) {
+			unbind_conn(t, a); /* frees cl with its last entry: next is NULL then */
+			continue;
+		}
+		if (!use_conn)
+			continue;
 		if (a->pid == q->pid && in_window(a, q))
 			set_push(t, a);
+	}
 	t->norph = 0;
 	for (size_t i = 0; i < t->nset; i++)
 		for (struct acct *k = t->set[i]->kids; k; k = k->sib) {
