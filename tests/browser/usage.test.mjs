@@ -157,7 +157,11 @@ function makeData() {
 	A.loop = loop;
 	// Every request of the run but one in five gets a CPU time (distinct, so
 	// the CPU order is unique) and a small GC share; A gets everything.
+	// The tracer's own figures (TG_DB has usage since the tracer records
+	// it) are replaced: one request in five gets none.
 	execFileSync('sqlite3', [db, `
+		UPDATE requests SET ${USAGE_COLS.map((c) => c + ' = NULL').join(', ')} WHERE ${W};
+		DELETE FROM process_stats;
 		UPDATE requests SET cpu_ns = ((id * 7919) % 100003) * 1000, cpu_pool_ns = 0, runq_ns = 0,
 			pool_wait_ns = 0, minflt = id % 50, majflt = 0, heap_bytes = 0, gc_count = id % 2,
 			gc_ns = (id % 2) * 250000, usage_flags = 1
