@@ -71,7 +71,7 @@ static void add_timeline(cJSON *u, const void *blob, size_t len)
 int api_request_usage(struct api_ctx *c, int64_t request_id, cJSON *req)
 {
 	sqlite3_stmt *st = NULL;
-	int64_t dur, cpu, sql, runq, pool_wait, offcpu, flags;
+	int64_t dur, cpu, sql, runq, pool_wait, lock, offcpu, flags;
 	bool timed;
 	cJSON *u;
 	int rc;
@@ -79,7 +79,8 @@ int api_request_usage(struct api_ctx *c, int64_t request_id, cJSON *req)
 	if (sqlite3_prepare_v2(c->db,
 			       "SELECT usage_flags, duration_ns, coalesce(sql_ns, 0), cpu_ns,"
 			       " cpu_pool_ns, runq_ns, pool_wait_ns, minflt, majflt, heap_bytes,"
-			       " gc_count, gc_ns, timeline FROM requests WHERE id = ?",
+			       " gc_count, gc_ns, timeline, coalesce(lock_ns, 0) FROM requests"
+			       " WHERE id = ?",
 			       -1, &st, NULL) != SQLITE_OK)
 		return api_db_fail(c, "reading the request's resources");
 	sqlite3_bind_int64(st, 1, request_id);
@@ -100,6 +101,7 @@ int api_request_usage(struct api_ctx *c, int64_t request_id, cJSON *req)
 	cpu = sqlite3_column_int64(st, 3);
 	runq = sqlite3_column_int64(st, 5);
 	pool_wait = sqlite3_column_int64(st, 6);
+	lock = sqlite3_column_int64(st, 13);
 	offcpu = pos(dur - cpu);
 
 	u = cJSON_AddObjectToObject(req, "usage");
@@ -109,7 +111,8 @@ int api_request_usage(struct api_ctx *c, int64_t request_id, cJSON *req)
 	api_add_ms(u, "sql_ms", sql);
 	api_add_ms(u, "runq_ms", runq);
 	api_add_ms(u, "pool_wait_ms", pool_wait);
-	add_ms_or_null(u, "other_wait_ms", pos(offcpu - sql - runq - pool_wait), timed);
+	api_add_ms(u, "lock_wait_ms", lock);
+	add_ms_or_null(u, "other_wait_ms", pos(offcpu - sql - runq - pool_wait - lock), timed);
 	cJSON_AddNumberToObject(u, "minflt", (double)sqlite3_column_int64(st, 7));
 	cJSON_AddNumberToObject(u, "majflt", (double)sqlite3_column_int64(st, 8));
 	cJSON_AddNumberToObject(u, "heap_bytes", (double)sqlite3_column_int64(st, 9));

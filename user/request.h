@@ -62,6 +62,7 @@ struct tg_usage {
 	uint64_t cpu_pool_ns;  /* the part of cpu_ns on other threads than the event loop's */
 	uint64_t runq_ns;      /* its work was runnable but waited for a CPU (contention) */
 	uint64_t pool_wait_ns; /* its work waited for a thread-pool worker */
+	uint64_t lock_ns;      /* its work slept on a lock (a futex: the GIL most often) */
 	uint64_t minflt;       /* minor page faults while its work ran */
 	uint64_t majflt;       /* major page faults while its work ran */
 	uint64_t heap_bytes;   /* address space its work added (anonymous mmap, brk growth) */

@@ -189,6 +189,7 @@ static const char *const migrations[] = {
      "ALTER TABLE requests ADD COLUMN gc_ns INTEGER;"
      "ALTER TABLE requests ADD COLUMN usage_flags INTEGER;"
      "ALTER TABLE requests ADD COLUMN timeline BLOB;"
+     "ALTER TABLE requests ADD COLUMN lock_ns INTEGER;"
      "ALTER TABLE rollup_endpoint ADD COLUMN usage_count INTEGER NOT NULL DEFAULT 0;"
      "ALTER TABLE rollup_endpoint ADD COLUMN sum_cpu_ns INTEGER NOT NULL DEFAULT 0;"
      "ALTER TABLE rollup_endpoint ADD COLUMN sum_gc_ns INTEGER NOT NULL DEFAULT 0;"
@@ -268,8 +269,9 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_INS_REQUEST] = ("INSERT INTO requests (run_id, pid, tid, conn_id, start_ns, duration_ns,"
 			" ttfb_ns, method, path, route, status, req_bytes, resp_bytes, flags, peer,"
 			" sql_count, sql_ns, id, cpu_ns, cpu_pool_ns, runq_ns, pool_wait_ns,"
-			" minflt, majflt, heap_bytes, gc_count, gc_ns, usage_flags, timeline)"
-			" VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"),
+			" minflt, majflt, heap_bytes, gc_count, gc_ns, usage_flags, timeline,"
+			" lock_ns)"
+			" VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"),
     [ST_INS_TARGET] = "INSERT INTO targets (run_id, pid, cmdline, seen_ns) VALUES (?,?,?,?)",
     [ST_SEL_GUESSED] = ("SELECT id, method, path FROM requests"
 			" WHERE run_id = ? AND pid = ? AND (flags & ?) != 0"),
@@ -317,8 +319,8 @@ static const char *const stmt_sql[ST_COUNT] = {
 		      " FROM requests WHERE id = ?"),
     [ST_UPD_USAGE] = ("UPDATE requests SET cpu_ns = ?1, cpu_pool_ns = ?2, runq_ns = ?3,"
 		      " pool_wait_ns = ?4, minflt = ?5, majflt = ?6, heap_bytes = ?7,"
-		      " gc_count = ?8, gc_ns = ?9, usage_flags = ?10, timeline = ?11"
-		      " WHERE id = ?12"),
+		      " gc_count = ?8, gc_ns = ?9, usage_flags = ?10, timeline = ?11,"
+		      " lock_ns = ?12 WHERE id = ?13"),
     [ST_INS_PROCSTAT] = ("INSERT INTO process_stats (run_id, pid, ts, rss_bytes, cpu_ns, threads)"
 			 " VALUES (?,?,?,?,?,?)"),
 };
@@ -641,6 +643,7 @@ static int step_done(sqlite3_stmt *st)
 
 /* The first of ST_INS_REQUEST's 11 usage parameters, in ST_UPD_USAGE's order. */
 #define P_USAGE 19
+#define USAGE_PARAMS 12 /* cpu_ns .. timeline, lock_ns */
 
 static void bind_usage(struct tg_store *s, sqlite3_stmt *st, int first, const struct tg_usage *u);
 
@@ -692,7 +695,7 @@ static int write_request(struct tg_store *s, const struct job *j)
 	return step_reset(st); /* every parameter is bound */
 }
 
-/* Bind the 11 usage parameters first.. of st (in the order of ST_UPD_USAGE's
+/* Bind the USAGE_PARAMS usage parameters first.. of st (in the order of ST_UPD_USAGE's
  * columns): their values, or NULL when u is not valid. */
 static void bind_usage(struct tg_store *s, sqlite3_stmt *st, int first, const struct tg_usage *u)
 {
@@ -700,7 +703,7 @@ static void bind_usage(struct tg_store *s, sqlite3_stmt *st, int first, const st
 	int i;
 
 	if (!(u->flags & TG_USAGE_VALID)) {
-		for (i = first; i < first + 11; i++)
+		for (i = first; i < first + USAGE_PARAMS; i++)
 			sqlite3_bind_null(st, i);
 		return;
 	}
@@ -719,6 +722,7 @@ static void bind_usage(struct tg_store *s, sqlite3_stmt *st, int first, const st
 		sqlite3_bind_blob(st, first + 10, s->timeline, (int)n, SQLITE_STATIC);
 	else
 		sqlite3_bind_null(st, first + 10);
+	sqlite3_bind_int64(st, first + 11, (int64_t)u->lock_ns);
 }
 
 static int write_target(struct tg_store *s, const struct job *j)
@@ -1060,7 +1064,7 @@ static int write_usage(struct tg_store *s, const struct job *j)
 	ep->c.sum_gc_count += (valid ? (int64_t)u->gc_count : 0) - gcn;
 
 	bind_usage(s, upd, 1, u);
-	sqlite3_bind_int64(upd, 12, j->req_id);
+	sqlite3_bind_int64(upd, 1 + USAGE_PARAMS, j->req_id);
 	return step_done(upd);
 }
 

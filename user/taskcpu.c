@@ -54,7 +54,7 @@ struct acct {
 	uint32_t enter_tid; /* thread of the first ENTER (0: not entered yet) */
 	uint64_t enter_ns;
 	uint64_t touched_ns;
-	uint64_t cpu_ns, runq_ns, minflt, majflt, heap, gc_ns;
+	uint64_t cpu_ns, runq_ns, minflt, majflt, heap, gc_ns, lock_ns;
 	uint32_t gc_count;
 	uint32_t ctid[2]; /* cpu of the first two threads it ran on; the rest in cpu_ns only */
 	uint64_t ccpu[2];
@@ -85,6 +85,8 @@ struct thr {
 	uint64_t ts0, oncpu0, minflt0, majflt0, heap0, runq0;
 	uint64_t last_ts, last_oncpu;
 	uint64_t cut_oncpu;
+	bool lock_park;	  /* it went to sleep on a futex (a lock, usually the GIL)... */
+	uint64_t park_ts; /* ...then */
 	/* Reads that started a request on a server connection, oldest first,
 	 * waiting for the Context of the task that serves it (see on_link). */
 	uint64_t rdq[RDQ_N];
@@ -430,8 +432,10 @@ static void check_pending(struct tg_taskcpu *t, uint32_t pid);
 static void close_piece(struct tg_taskcpu *t, struct thr *th, const struct tg_ev_task *e)
 {
 	uint64_t oncpu = e->hdr.oncpu_ns, cpu, start = th->ts0;
+	bool lock = th->lock_park;
 	struct acct *a;
 
+	th->lock_park = false;
 	if (!th->ctx)
 		return;
 	if (th->cut && th->cut_oncpu < oncpu)
@@ -459,6 +463,13 @@ static void close_piece(struct tg_taskcpu *t, struct thr *th, const struct tg_ev
 	a->majflt += sub(e->majflt, th->majflt0);
 	a->heap += sub(e->heap_bytes, th->heap0);
 	a->runq_ns += sub(e->runq_ns, th->runq0);
+	/* Slept on a lock since its PARK: the time it neither ran nor waited
+	 * for a CPU was the wait for the lock. */
+	if (lock) {
+		uint64_t span = sub(e->hdr.ts_ns, th->park_ts);
+
+		a->lock_ns += sub(span, cpu + sub(e->runq_ns, th->runq0));
+	}
 	a->touched_ns = e->hdr.ts_ns;
 	/* Not open: it slept (a PARK) and woke with no event since; it ran
 	 * (cpu) in the same Context, at the end of the interval. */
@@ -546,6 +557,8 @@ static void on_park(struct tg_taskcpu *t, struct thr *th, const struct tg_ev_tas
 	close_piece(t, th, e);
 	th->open = false;
 	th->ts0 = e->hdr.ts_ns;
+	th->lock_park = e->syscall == SYS_futex;
+	th->park_ts = e->hdr.ts_ns;
 	start_counters(th, e);
 	/* Asleep on a lock (futex: the GIL, most often, held by a worker) right
 	 * after a read: data_received has not run yet, the read window stays.
@@ -850,6 +863,7 @@ static bool compute(struct tg_taskcpu *t, const struct pend *q, struct tg_usage 
 		u->heap_bytes += a->heap;
 		u->gc_ns += a->gc_ns;
 		u->gc_count += a->gc_count;
+		u->lock_ns += a->lock_ns;
 		trunc |= a->spans_trunc;
 		for (uint32_t j = 0; j < a->nspans; j++)
 			tmp_push(t, a->spans[j].kind, a->spans[j].tid, a->spans[j].start,

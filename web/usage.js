@@ -17,7 +17,8 @@ export const WAITS = [
 	['sql_ms', 'SQL', 'u-sql', 'waiting for the database (its SQL statements)'],
 	['runq_ms', 'CPU contention', 'u-runq', 'runnable, but waiting for a CPU (run queue)'],
 	['pool_wait_ms', 'Thread-pool queue', 'u-pool', 'work handed to the thread pool waited for a free worker'],
-	['other_wait_ms', 'Other waits', 'u-other', 'anything else: network, sleeps, locks, other tasks on the event loop'],
+	['lock_wait_ms', 'Lock (GIL) waits', 'u-lock', 'its work slept on a lock, most often the GIL held by another thread'],
+	['other_wait_ms', 'Other waits', 'u-other', 'anything else: network, sleeps, other tasks on the event loop'],
 ];
 
 const num = (v) => (typeof v === 'number' && Number.isFinite(v) ? v : 0);

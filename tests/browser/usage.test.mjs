@@ -115,7 +115,7 @@ function blob(spans) {
 	return "X'" + b.toString('hex') + "'";
 }
 
-const USAGE_COLS = ['cpu_ns', 'cpu_pool_ns', 'runq_ns', 'pool_wait_ns', 'minflt', 'majflt', 'heap_bytes',
+const USAGE_COLS = ['cpu_ns', 'cpu_pool_ns', 'runq_ns', 'pool_wait_ns', 'lock_ns', 'minflt', 'majflt', 'heap_bytes',
 		    'gc_count', 'gc_ns', 'usage_flags', 'timeline'];
 let RUN; // the latest run
 let A; // the request with a full usage record (and the most SQL statements)
@@ -153,6 +153,7 @@ function makeData() {
 	A.cpu_pool_ns = runs.filter((s) => s.tid !== loop).reduce((a, s) => a + s.cpu_us, 0) * 1000;
 	A.runq_ns = at(0.05) * 1000;
 	A.pool_wait_ns = at(0.1) * 1000;
+	A.lock_ns = at(0.04) * 1000;
 	A.gc_ns = at(0.03) * 1000;
 	A.loop = loop;
 	// Every request of the run but one in five gets a CPU time (distinct, so
@@ -167,7 +168,7 @@ function makeData() {
 			gc_ns = (id % 2) * 250000, usage_flags = 1
 		WHERE ${W} AND id % 5 != 0 AND id != ${A.id};
 		UPDATE requests SET cpu_ns = ${A.cpu_ns}, cpu_pool_ns = ${A.cpu_pool_ns}, runq_ns = ${A.runq_ns},
-			pool_wait_ns = ${A.pool_wait_ns}, minflt = 1234, majflt = 5, heap_bytes = ${3 * 1048576 + 12345},
+			pool_wait_ns = ${A.pool_wait_ns}, lock_ns = ${A.lock_ns}, minflt = 1234, majflt = 5, heap_bytes = ${3 * 1048576 + 12345},
 			gc_count = 2, gc_ns = ${A.gc_ns}, usage_flags = 15, timeline = ${blob(SPANS)}
 		WHERE id = ${A.id};
 		UPDATE rollup_endpoint SET
@@ -284,11 +285,12 @@ t('request: the Resources panel shows CPU, the off-CPU split, memory, GC and the
 	assert.ok(await page.isVisible('#u-partial'), 'partial badge');
 	assert.ok(await page.isVisible('#u-lost'), 'lost events badge');
 
-	// The off-CPU legend names the four parts with the database's figures.
+	// The off-CPU legend names the five parts with the database's figures.
 	const legend = await page.$$eval('#u-waits li', (ls) => ls.map((l) => [l.dataset.part, l.textContent]));
-	assert.deepEqual(legend.map((l) => l[0]), ['sql_ms', 'runq_ms', 'pool_wait_ms', 'other_wait_ms']);
+	assert.deepEqual(legend.map((l) => l[0]), ['sql_ms', 'runq_ms', 'pool_wait_ms', 'lock_wait_ms', 'other_wait_ms']);
 	assert.equal(legend[1][1], 'CPU contention ' + fmtMs(A.runq_ns / 1e6));
 	assert.equal(legend[2][1], 'Thread-pool queue ' + fmtMs(A.pool_wait_ns / 1e6));
+	assert.equal(legend[3][1], 'Lock (GIL) waits ' + fmtMs(A.lock_ns / 1e6));
 	// The stacked bar: one segment per non-zero part, CPU contention and pool queue in proportion.
 	const segs = await page.$$eval('#u-waitbar .seg', (ss) => ss.map((s) => [s.dataset.part, s.getBoundingClientRect().width]));
 	assert.ok(segs.length >= 2, 'at least two segments');

@@ -92,6 +92,7 @@ static void set_usage(struct tg_request *r, int i)
 	u->cpu_pool_ns = 25000;
 	u->runq_ns = 50000;
 	u->pool_wait_ns = 30000;
+	u->lock_ns = 20000;
 	u->majflt = 1;
 	u->heap_bytes = 1 << 20;
 	r->sql_count = 1;
@@ -956,7 +957,8 @@ static void test_usage_request_detail(void **state)
 	assert_close(num(u, "sql_ms"), 0.1, 1e-9);
 	assert_close(num(u, "runq_ms"), 0.05, 1e-9);
 	assert_close(num(u, "pool_wait_ms"), 0.03, 1e-9);
-	assert_close(num(u, "other_wait_ms"), 0.195, 1e-9); /* 0.375 - 0.1 - 0.05 - 0.03 */
+	assert_close(num(u, "lock_wait_ms"), 0.02, 1e-9);
+	assert_close(num(u, "other_wait_ms"), 0.175, 1e-9); /* 0.375 - 0.1 - 0.05 - 0.03 - 0.02 */
 	assert_int_equal(num(u, "minflt"), 3);
 	assert_int_equal(num(u, "majflt"), 1);
 	assert_int_equal(num(u, "heap_bytes"), 1 << 20);

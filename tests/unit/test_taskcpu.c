@@ -17,6 +17,8 @@
 
 #include <cmocka.h>
 
+#include <sys/syscall.h>
+
 #include "evgen.h"
 #include "pipeline.h"
 #include "taskcpu.h"
@@ -325,6 +327,33 @@ static void test_pool_job(void **state)
 	/* the job's Context is the request's other key (its SQL, its samples) */
 	assert_int_equal(r.nset_keys, 1);
 	assert_int_equal(r.set_keys[0], 0x2000);
+	world_free(w);
+}
+
+/* Asleep on a futex (the GIL) inside its step: that time, less what it ran
+ * and waited for a CPU after waking, is its lock wait. */
+static void test_lock_wait(void **state)
+{
+	struct world *w = world_new();
+	struct tg_ev_task e;
+	struct tg_request r;
+
+	(void)state;
+	link_ctx(w, LOOP, 0x1000, CONN_CTX, 1 * MS);
+	enter(w, LOOP, 0x1000, 1 * MS + 10 * US);
+	burn(w, LOOP, 100 * US);
+	e = task_ev(w, LOOP, TG_TASK_PARK, 0x1000, 0, 1 * MS + 110 * US);
+	e.syscall = SYS_futex;
+	assert_int_equal(tg_taskcpu__event(w->t, &e, sizeof(e)), 0);
+	burn(w, LOOP, 40 * US);		/* ran 40 us after it got the lock */
+	w->runq[ix(LOOP)] += 60 * US;	/* and waited 60 us for a CPU */
+	park(w, LOOP, 1 * MS + 610 * US); /* an I/O sleep: not a lock */
+	burn(w, LOOP, 10 * US);
+	enter(w, LOOP, 0x1000, 3 * MS);
+	r = request(w, 1, 0x1000, 500 * US, 3 * MS + 10 * US, LOOP, 1);
+	assert_int_equal(r.usage.cpu_ns, 150 * US);
+	assert_int_equal(r.usage.runq_ns, 60 * US);
+	assert_int_equal(r.usage.lock_ns, 400 * US);
 	world_free(w);
 }
 
@@ -873,6 +902,7 @@ int main(void)
 	    cmocka_unit_test(test_interleaved_tasks),
 	    cmocka_unit_test(test_child_task_and_older_context),
 	    cmocka_unit_test(test_pool_job),
+	    cmocka_unit_test(test_lock_wait),
 	    cmocka_unit_test(test_pool_job_partial_then_update),
 	    cmocka_unit_test(test_pending_deadline),
 	    cmocka_unit_test(test_gc),

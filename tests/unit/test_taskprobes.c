@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -124,7 +125,9 @@ static int on_event(void *ctx, const void *ev, size_t size)
 		s->d_tid = h->tid;
 		s->d_start_oncpu = h->oncpu_ns;
 	}
-	if (t->kind == TG_TASK_PARK && s->d_tid && h->tid == s->d_tid && t->ctx == s->d) {
+	/* The worker blocks in queue.get(): a futex. */
+	if (t->kind == TG_TASK_PARK && s->d_tid && h->tid == s->d_tid && t->ctx == s->d &&
+	    t->syscall == SYS_futex) {
 		uint64_t cpu = h->oncpu_ns - s->d_start_oncpu;
 
 		if (cpu >= 9500000 && cpu <= 14000000)
