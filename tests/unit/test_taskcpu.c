@@ -345,8 +345,8 @@ static void test_lock_wait(void **state)
 	e = task_ev(w, LOOP, TG_TASK_PARK, 0x1000, 0, 1 * MS + 110 * US);
 	e.syscall = SYS_futex;
 	assert_int_equal(tg_taskcpu__event(w->t, &e, sizeof(e)), 0);
-	burn(w, LOOP, 40 * US);		/* ran 40 us after it got the lock */
-	w->runq[ix(LOOP)] += 60 * US;	/* and waited 60 us for a CPU */
+	burn(w, LOOP, 40 * US);		  /* ran 40 us after it got the lock */
+	w->runq[ix(LOOP)] += 60 * US;	  /* and waited 60 us for a CPU */
 	park(w, LOOP, 1 * MS + 610 * US); /* an I/O sleep: not a lock */
 	burn(w, LOOP, 10 * US);
 	enter(w, LOOP, 0x1000, 3 * MS);
