@@ -72,7 +72,8 @@ Checks:
     runq_ns, pool_wait_ns >= 0.
 
 Run: sudo /usr/bin/python3 -m pytest tests/e2e/test_usage.py -v
-     (TIMEGLASS=/path/to/timeglass to use another build).
+     (TIMEGLASS=/path/to/timeglass to use another build; TG_USAGE_RECORD=DIR keeps each
+     loop's event stream as DIR/LOOP.tgrec, to replay a failing run).
 Ground truth only, untraced: sudo /usr/bin/python3 tests/e2e/test_usage.py [asyncio|uvloop]
 """
 
@@ -294,7 +295,10 @@ def run(request, tmp_path_factory):
         gc0 = get_json(port, "/truth/gc")
         t_attach = time.monotonic()
         snap0 = process_snapshot(app.pid)
-        tracer = Tracer(["--pid", str(app.pid), "--db", db, "--no-serve", "-q"])
+        args = ["--pid", str(app.pid), "--db", db, "--no-serve", "-q"]
+        if os.environ.get("TG_USAGE_RECORD"):  # keep the event stream to replay a failure
+            args += ["--record", os.path.join(os.environ["TG_USAGE_RECORD"], loop + ".tgrec")]
+        tracer = Tracer(args)
         t_attach = time.monotonic() - t_attach
         try:
             time.sleep(0.5)  # initial /proc scan, /openapi.json
