@@ -68,6 +68,11 @@ __u64 next_conn_id; /* conn ids handed out are next_conn_id + 1 (first is 1) */
 __u32 traced_epoch; /* bumped whenever traced_pids changes */
 __u64 emitted[TG_MAX_CPUS];
 __u64 dropped[TG_MAX_CPUS];
+/* Switch-ins of a traced process's thread whose task storage could not be
+ * had (allocation failure, or the per-CPU storage lock busy: another BPF
+ * program on this CPU preempted in the middle of a lookup): that thread's
+ * on-CPU time is not counted until its next event. Diagnostic. */
+__u64 oncpu_miss[TG_MAX_CPUS];
 
 struct conn_key {
 	__u32 tgid;
@@ -597,8 +602,11 @@ int BPF_PROG(tg_sched_switch, bool preempt, struct task_struct *prev, struct tas
 		}
 	}
 	s = bpf_task_storage_get(&tstates, next, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
-	if (!s)
+	if (!s) {
+		if (pid_traced(next->tgid))
+			count(oncpu_miss);
 		return 0;
+	}
 	if (s->epoch != epoch) {
 		s->traced = pid_traced(next->tgid);
 		s->epoch = epoch;

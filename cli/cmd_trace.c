@@ -835,6 +835,10 @@ out:
 			    ? " (see the report: requests that lost events are flagged)"
 			    : "",
 			scfg.db_path);
+	if (counters.oncpu_misses)
+		tg_warn("%llu thread switch-ins missed their on-CPU bookkeeping (BPF task storage "
+			"busy): some per-request CPU figures are low",
+			(unsigned long long)counters.oncpu_misses);
 	if (report && status == TG_EXIT_OK) {
 		if (tg_report__write(scfg.db_path, &ropts, stdout, err, sizeof(err))) {
 			fprintf(stderr, "timeglass trace: report: %s\n", err);

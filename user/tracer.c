@@ -667,6 +667,8 @@ void tg_tracer__counters(struct tg_tracer *t, struct tg_tracer_counters *out)
 	for (size_t i = 0; i < n; i++) {
 		out->emitted += __atomic_load_n(&t->skel->bss->emitted[i], __ATOMIC_RELAXED);
 		out->dropped += __atomic_load_n(&t->skel->bss->dropped[i], __ATOMIC_RELAXED);
+		out->oncpu_misses +=
+		    __atomic_load_n(&t->skel->bss->oncpu_miss[i], __ATOMIC_RELAXED);
 	}
 }
 

@@ -45,6 +45,9 @@ struct tg_tracer_cfg {
 struct tg_tracer_counters {
 	uint64_t emitted; /* events written to the ring buffer, all CPUs */
 	uint64_t dropped; /* events lost because the ring buffer was full */
+	/* switch-ins of a traced thread whose on-CPU bookkeeping failed (BPF task
+	 * storage unavailable): its CPU is undercounted until its next event */
+	uint64_t oncpu_misses;
 };
 
 /* Called for every event, in ring buffer order, with the event's bytes

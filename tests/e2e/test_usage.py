@@ -307,6 +307,9 @@ def run(request, tmp_path_factory):
             time.sleep(0.5)
         finally:
             rc = tracer.stop()
+            misses = [l for l in tracer.text().splitlines() if "on-CPU bookkeeping" in l]
+            if misses:
+                print(f"\n[{loop}] {misses[0]}")
         snap1 = process_snapshot(app.pid)
         assert rc == 0, tracer.text()
         gc1 = get_json(port, "/truth/gc")

@@ -167,7 +167,7 @@ static struct tg_tracer *open_tracer(struct seen *s, uint32_t capture)
 
 static void test_null_and_bad_args(void **state)
 {
-	struct tg_tracer_counters c = {1, 1};
+	struct tg_tracer_counters c = {1, 1, 1};
 	struct tg_tracer_cfg cfg = {.ring_bytes = 5000};
 	struct seen s = {0};
 	char err[256] = "";
@@ -177,6 +177,7 @@ static void test_null_and_bad_args(void **state)
 	tg_tracer__counters(NULL, &c);
 	assert_int_equal(c.emitted, 0);
 	assert_int_equal(c.dropped, 0);
+	assert_int_equal(c.oncpu_misses, 0);
 	assert_int_equal(tg_tracer__poll(NULL, 0), -EINVAL);
 	assert_int_equal(tg_tracer__add_pid(NULL, 1), -EINVAL);
 
