@@ -3,7 +3,7 @@
  * Python stack sampling end to end (needs root; skipped otherwise): runs
  * /usr/bin/python3 on a script whose asyncio task spends 70 % of its CPU in
  * alpha() and 30 % in beta(), samples it through the real tracer (perf_event
- * cpu-clock, 499 Hz) for a few seconds, symbolises every frame with pysym and
+ * cpu-clock, 433 Hz) for a few seconds, symbolises every frame with pysym and
  * checks the shares (within 10 points), qualnames, file name, line numbers,
  * the task key (one root coroutine) and the GIL flag.
  */
@@ -95,16 +95,18 @@ static int on_event(void *ctx, const void *ev, size_t size)
 			t->stale++;
 			continue;
 		}
+		/* A frame sampled at its first instruction (RESUME) is on its
+		 * def line: alpha 10, beta 13, spin 3, worker 16. */
 		if (!strcmp(f.qualname, "alpha")) {
 			in_alpha = 1;
-			t->bad_line += f.line != 11;
+			t->bad_line += f.line != 11 && f.line != 10;
 		} else if (!strcmp(f.qualname, "beta")) {
 			in_beta = 1;
-			t->bad_line += f.line != 14;
+			t->bad_line += f.line != 14 && f.line != 13;
 		} else if (!strcmp(f.qualname, "spin")) {
-			t->bad_line += i != 0 || f.line < 4 || f.line > 8;
+			t->bad_line += i != 0 || f.line < 3 || f.line > 8;
 		} else if (!strcmp(f.qualname, "worker")) {
-			t->bad_line += f.line < 17 || f.line > 20;
+			t->bad_line += f.line < 16 || f.line > 20;
 		} else {
 			continue;
 		}
@@ -118,7 +120,10 @@ static int on_event(void *ctx, const void *ev, size_t size)
 static void test_alpha_beta_shares(void **state)
 {
 	char path[] = "/tmp/tg_pysample_XXXXXX.py", err[512], c;
-	struct tg_tracer_cfg cfg = {.sample_hz = 499};
+	/* 433 Hz: not a multiple of the script's 100 Hz alpha/beta cycle. At
+	 * 499 Hz (~5 samples per 10 ms cycle) the sampler locked in phase with
+	 * it and counted 4:1 or 3:2 for whole runs instead of 7:3. */
+	struct tg_tracer_cfg cfg = {.sample_hz = 433};
 	struct tally t = {0};
 	struct tg_tracer *tr;
 	struct timespec end, now;
@@ -168,7 +173,7 @@ static void test_alpha_beta_shares(void **state)
 	print_message(
 	    "samples %d python %d alpha %d beta %d gil %d stale %d coro changes %d in task %d\n",
 	    t.samples, t.python, t.alpha, t.beta, t.gil, t.stale, t.coro_changes, t.in_task);
-	assert_true(t.samples >= 4 * 499 / 2); /* at least half the nominal rate */
+	assert_true(t.samples >= 4 * 433 / 2); /* at least half the nominal rate */
 	assert_true(t.python * 100 >= t.samples * 95);
 	assert_true(t.alpha + t.beta >= t.python * 95 / 100);
 	assert_in_range(t.alpha * 100 / (t.alpha + t.beta), 60, 80);
