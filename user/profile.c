@@ -607,7 +607,11 @@ int tg_profile__event(struct tg_profile *p, const void *ev, size_t size)
 	return ret;
 }
 
-static void claim(struct tg_profile *p, const struct tg_request *req, uint64_t key, int64_t id)
+/* Resolve the samples of key inside req's window to id; remember: keep
+ * (key, window) among the recent requests for samples delivered late (done
+ * for the response's Context only: the ring of recent requests is small). */
+static void claim(struct tg_profile *p, const struct tg_request *req, uint64_t key, int64_t id,
+		  bool remember)
 {
 	void *out[CLAIM_BATCH];
 	size_t n, i;
@@ -618,24 +622,8 @@ static void claim(struct tg_profile *p, const struct tg_request *req, uint64_t k
 		for (i = 0; i < n; i++)
 			resolve(p, out[i], id);
 	} while (n == CLAIM_BATCH);
-	if (id > 0)
+	if (remember && id > 0)
 		tg_attrib__request_stored(p->attrib, req->pid, key, req->start_ns, req->end_ns, id);
-}
-
-/* Samples of the request's other Contexts (child tasks, pool jobs): claimed,
- * not remembered for late ones (the ring of recent requests is kept for the
- * response's Context). */
-static void claim_only(struct tg_profile *p, const struct tg_request *req, uint64_t key, int64_t id)
-{
-	void *out[CLAIM_BATCH];
-	size_t n, i;
-
-	do {
-		n = tg_attrib__claim(p->attrib, req->pid, key, req->start_ns, req->end_ns, out,
-				     CLAIM_BATCH);
-		for (i = 0; i < n; i++)
-			resolve(p, out[i], id);
-	} while (n == CLAIM_BATCH);
 }
 
 void tg_profile__request(struct tg_profile *p, const struct tg_request *req, int64_t id)
@@ -646,13 +634,13 @@ void tg_profile__request(struct tg_profile *p, const struct tg_request *req, int
 	if (!p || p->finished)
 		return;
 	if (req->task_key)
-		claim(p, req, req->task_key, id);
+		claim(p, req, req->task_key, id, true);
 	for (uint32_t k = 0; k < req->nset_keys; k++)
-		claim_only(p, req, req->set_keys[k], id);
+		claim(p, req, req->set_keys[k], id, false);
 	port = peer_port(req->peer);
 	if (!port)
 		return;
-	claim(p, req, PEER_KEY | port, id);
+	claim(p, req, PEER_KEY | port, id, true);
 	if (!p->sym)
 		return;
 	/* The tasks read to serve this connection end with its request: their

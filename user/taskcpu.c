@@ -48,7 +48,6 @@ struct connlist;
 struct acct {
 	uint32_t pid;
 	uint64_t ctx;
-	uint64_t parent;
 	uint64_t link_ns;
 	uint32_t link_tid;
 	uint32_t enter_tid; /* thread of the first ENTER (0: not entered yet) */
@@ -488,15 +487,21 @@ static void start_counters(struct thr *th, const struct tg_ev_task *e)
 	th->runq0 = e->runq_ns;
 }
 
+/* The connection a's request tree is bound to, 0 when none. */
+static uint64_t root_conn(const struct acct *a)
+{
+	for (int depth = 0; a && depth < 16; depth++, a = a->up)
+		if (a->cl)
+			return a->cl->conn_id;
+	return 0;
+}
+
 /* a belongs to a request's tree: bound to a connection itself or below one
  * that is (a task or a child task; not a connection's or the server's own
  * Context). */
 static bool in_tree(const struct acct *a)
 {
-	for (int depth = 0; a && depth < 16; depth++, a = a->up)
-		if (a->cl)
-			return true;
-	return false;
+	return root_conn(a) != 0;
 }
 
 /* Thread th runs in ctx from event e on (an ENTER, or the parent of a LINK,
@@ -578,15 +583,6 @@ static void on_park(struct tg_taskcpu *t, struct thr *th, const struct tg_ev_tas
 	}
 }
 
-/* The connection a's request tree is bound to, 0 when none. */
-static uint64_t root_conn(const struct acct *a)
-{
-	for (int depth = 0; a && depth < 16; depth++, a = a->up)
-		if (a->cl)
-			return a->cl->conn_id;
-	return 0;
-}
-
 /* Forget th's unserved request-start read of conn (the newest). */
 static void rdq_remove(struct thr *th, uint64_t conn)
 {
@@ -611,7 +607,6 @@ static void on_link(struct tg_taskcpu *t, struct thr *th, const struct tg_ev_tas
 	a = acct_new(t, th->pid, e->ctx);
 	if (!a)
 		return;
-	a->parent = e->parent;
 	a->link_ns = e->hdr.ts_ns;
 	a->link_tid = th->tid;
 	a->touched_ns = e->hdr.ts_ns;

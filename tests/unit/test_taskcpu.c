@@ -590,7 +590,7 @@ static void test_horizon(void **state)
 
 /* uvloop: the response is written outside the task (task_key = the loop's
  * own Context, never linked); the task is found from the connection's read:
- * made right after it, in the Context the thread read in. */
+ * made right after it, outside any request's task. */
 static void test_task_from_connection(void **state)
 {
 	struct world *w = world_new();
