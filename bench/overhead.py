@@ -29,6 +29,12 @@ invocation, never compare numbers across invocations. Nothing is pinned.
     sudo /usr/bin/python3 bench/overhead.py [--pairs 5] [--seconds 10] [--loss-seconds 60]
     sudo /usr/bin/python3 bench/overhead.py --path /hello --cpu-heavy    # both endpoints
     sudo /usr/bin/python3 bench/overhead.py --path '/cpu?n=50000'        # any endpoint
+    sudo /usr/bin/python3 bench/overhead.py --db-endpoint               # + one asyncpg query
+
+--db-endpoint starts a throw-away PostgreSQL 15 cluster (initdb + pg_ctl in a
+temporary directory, a free port, the demo's schema), gives the app its
+DATABASE_URL (asyncpg pool on uvloop) and adds the demo's /db/items/1 (one
+asyncpg query per request) to the paths; the tracer gets --pg-port.
 """
 
 import argparse
@@ -49,6 +55,46 @@ PY = "/usr/bin/python3"
 TICK = os.sysconf("SC_CLK_TCK")
 # examples/app.py's /cpu: _burn(n) on the event loop; n=20000 is ~2 ms of CPU here.
 CPU_HEAVY_PATH = "/cpu?n=20000"
+# examples/app.py's /db/items/{id}: one asyncpg fetchrow per request.
+DB_PATH = "/db/items/1"
+PG_BIN = "/usr/lib/postgresql/15/bin"
+DEMO_SCHEMA = """
+CREATE TABLE items (id serial PRIMARY KEY, name text NOT NULL, price numeric(10, 2) NOT NULL);
+INSERT INTO items (name, price) VALUES ('hammer', 12.50), ('screwdriver', 4.25), ('wrench', 9.00);
+"""
+
+
+class PgCluster:
+    """A throw-away PostgreSQL 15 cluster in a temporary directory, run as
+    the postgres user, with the demo's items table in database "demo"."""
+
+    def __init__(self):
+        if not os.path.exists(f"{PG_BIN}/initdb"):
+            sys.exit("overhead.py: --db-endpoint needs postgresql-15 (apt-get install postgresql-15)")
+        self.dir = tempfile.mkdtemp(prefix="tg-bench-pg-")
+        os.chmod(self.dir, 0o755)
+        subprocess.run(["chown", "postgres:", self.dir], check=True)
+        self.port = free_port()
+        self.data = os.path.join(self.dir, "data")
+        self._pg("initdb", "-D", self.data, "-U", "postgres", "--auth=trust", "--no-sync")
+        self._pg("pg_ctl", "-D", self.data, "-l", os.path.join(self.dir, "pg.log"), "-w", "-o",
+                 f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off",
+                 "start")
+        psql = ["runuser", "-u", "postgres", "--", "/usr/bin/psql", "-h", self.dir, "-p",
+                str(self.port), "-U", "postgres", "-X", "-q", "-v", "ON_ERROR_STOP=1"]
+        subprocess.run(psql + ["-d", "postgres", "-c", "CREATE DATABASE demo"], check=True,
+                       capture_output=True)
+        subprocess.run(psql + ["-d", "demo"], input=DEMO_SCHEMA, text=True, check=True,
+                       capture_output=True)
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/demo"
+
+    def _pg(self, tool, *argv):
+        subprocess.run(["runuser", "-u", "postgres", "--", f"{PG_BIN}/{tool}", *argv],
+                       check=True, capture_output=True)
+
+    def stop(self):
+        self._pg("pg_ctl", "-D", self.data, "-m", "fast", "-w", "stop")
+        subprocess.run(["rm", "-rf", self.dir], check=False)
 
 
 def free_port():
@@ -102,6 +148,8 @@ class Tracer:
         cmd = [args.timeglass, "trace", "--pid", str(pid), "--db", db]
         if args.sample_hz is not None:
             cmd += ["--sample-hz", str(args.sample_hz)]
+        if args.pg_port:
+            cmd += ["--pg-port", str(args.pg_port)]
         self.proc = subprocess.Popen(cmd,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         self.lines = []
@@ -175,6 +223,8 @@ def main():
                          "ratios; default /hello)")
     ap.add_argument("--cpu-heavy", action="store_true",
                     help=f"also run the CPU-heavy endpoint {CPU_HEAVY_PATH} (after the --path ones)")
+    ap.add_argument("--db-endpoint", action="store_true",
+                    help=f"also run {DB_PATH} (one asyncpg query) against a throw-away PostgreSQL")
     ap.add_argument("--sample-hz", type=int, default=None,
                     help="passed to trace --sample-hz (default: trace's own, 99; 0: off)")
     ap.add_argument("--loss-seconds", type=int, default=60, help="0 skips the loss check")
@@ -183,15 +233,20 @@ def main():
     args.path = args.path or ["/hello"]
     if args.cpu_heavy and CPU_HEAVY_PATH not in args.path:
         args.path.append(CPU_HEAVY_PATH)
+    if args.db_endpoint and DB_PATH not in args.path:
+        args.path.append(DB_PATH)
     if os.geteuid() != 0:
         sys.exit("overhead.py: needs root (the tracer loads BPF programs)")
 
+    pg = PgCluster() if args.db_endpoint else None
+    args.pg_port = pg.port if pg else None
+    env = dict(os.environ, DATABASE_URL=pg.url) if pg else None
     port = free_port()
     app = subprocess.Popen([PY, "-m", "uvicorn", "app:app", "--app-dir",
                             os.path.join(REPO, "examples"), "--host", "127.0.0.1", "--port",
                             str(port), "--loop", "uvloop", "--http", "httptools",
                             "--log-level", "warning", "--no-access-log"],
-                           stdout=subprocess.DEVNULL)
+                           stdout=subprocess.DEVNULL, env=env)
     ok = True
     try:
         wait_ready(port)
@@ -225,6 +280,8 @@ def main():
     finally:
         app.send_signal(signal.SIGTERM)
         app.wait(15)
+        if pg:
+            pg.stop()
     return 0 if ok else 1
 
 

@@ -86,6 +86,7 @@ struct conn_val {
 	__u8 role; /* enum tg_role */
 	__u8 pg;   /* a client connection to a port in pg_ports: pg_capture_bytes apply */
 	__u8 pad[6];
+	__u64 writer_ctx; /* Context that queued the next write (uvwrite.bpf.h); 0: the writer's */
 };
 
 struct tstate {
@@ -471,7 +472,15 @@ static __always_inline int on_data(int fd, long ret, __u8 sys, __u8 dir, const v
 	ev->flags = flags;
 	ev->pad = 0;
 	ev->pad2 = 0;
-	ev->task_key = dir == TG_DIR_OUT ? py_task_key(key.tgid, (__u32)pid_tgid) : 0;
+	ev->task_key = 0;
+	if (dir == TG_DIR_OUT) {
+		/* A write queued by a task and made later by the loop (uvloop)
+		 * belongs to the task that queued it. */
+		ev->task_key = val->writer_ctx;
+		val->writer_ctx = 0;
+		if (!ev->task_key)
+			ev->task_key = py_task_key(key.tgid, (__u32)pid_tgid);
+	}
 	if (bpf_ringbuf_output(&events, ev, size, rb_flags()))
 		count(dropped);
 	else
@@ -573,6 +582,7 @@ int tg_exit_sendfile(struct trace_event_raw_sys_exit *ctx)
 }
 
 #include "task.bpf.h"
+#include "uvwrite.bpf.h"
 
 /* ---- on-CPU time ---- */
 

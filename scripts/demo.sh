@@ -112,12 +112,10 @@ export DATABASE_URL="postgresql://postgres@127.0.0.1:$PGPORT/demo"
 echo "PostgreSQL listens on 127.0.0.1:$PGPORT ($DATABASE_URL; data in $pg_dir, deleted on exit)"
 
 heading "Starting the demo app (uvicorn + FastAPI) on port $PORT"
-# --loop asyncio, not uvloop: TimeGlass attributes SQL statements to requests by the running
-# asyncio task (the writing thread's contextvars Context). uvloop writes queued bytes after the
-# callbacks ran, outside any task, so SQL attribution does not work there yet (docs/postgres.md;
-# Python samples are attributed on both loops, docs/flamegraph.md).
+# uvloop, as `uvicorn[standard]` installs it: SQL statements are attributed on it too (the
+# uvloop write probe, docs/postgres.md).
 "$PY" -m uvicorn app:app --app-dir examples --host 127.0.0.1 --port "$PORT" \
-	--loop asyncio --http httptools --log-level warning >"$LOGDIR/app.log" 2>&1 &
+	--loop uvloop --http httptools --log-level warning >"$LOGDIR/app.log" 2>&1 &
 app_pid=$!
 for _ in $(seq 100); do
 	if curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$PORT/health"; then

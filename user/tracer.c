@@ -66,6 +66,7 @@ struct tg_conn_val {
 	uint8_t role;
 	uint8_t pg;
 	uint8_t pad[6];
+	uint64_t writer_ctx;
 };
 
 struct tg_tracer {
@@ -90,6 +91,9 @@ struct task_probes {
 	pid_t pid;
 	int bits; /* TG_TASK_PROBES_* */
 	struct bpf_link *enter, *copy, *gc_start, *gc_done;
+	struct bpf_link *set_add; /* uvloop's queued writes (bpf/uvwrite.bpf.h) */
+	bool set_add_tried;	  /* attached, or found not needed, once */
+	char file[600];		  /* the runtime's ELF file, as /proc/PID/root/... */
 };
 
 static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
@@ -213,6 +217,7 @@ static void task_probes_detach(struct tg_tracer *t, pid_t pid)
 		bpf_link__destroy(p->copy);
 		bpf_link__destroy(p->gc_start);
 		bpf_link__destroy(p->gc_done);
+		bpf_link__destroy(p->set_add);
 		*p = t->probes[--t->nprobes];
 		return;
 	}
@@ -289,11 +294,65 @@ static void task_probes_attach(struct tg_tracer *t, pid_t pid, const char *path)
 	}
 	if (p.gc_start && p.gc_done)
 		p.bits |= TG_TASK_PROBES_GC;
+	snprintf(p.file, sizeof(p.file), "%s", file);
 	if (!sites.asyncio_covered && p.enter)
 		tg_warn("pid %d: %s: CPU per request works on uvloop only", (int)pid, sites.how);
 	tg_debug("pid %d: task probes 0x%x (Context entry: %s; creation: %s)", (int)pid, p.bits,
 		 sites.how, sites.new_call_off ? "call in context_new_from_vars" : "uretprobe");
 	t->probes[t->nprobes++] = p;
+}
+
+static bool is_pg_port(const struct tg_tracer *t, uint16_t port)
+{
+	for (size_t i = 0; i < t->npg_ports; i++)
+		if (t->pg_ports[i] == port)
+			return true;
+	return false;
+}
+
+/* Does pid have uvloop's event loop loaded? */
+static bool runs_uvloop(pid_t pid)
+{
+	char path[64], line[512];
+	bool found = false;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return false;
+	while (!found && fgets(line, sizeof(line), f))
+		found = strstr(line, "/uvloop/loop.") != NULL;
+	fclose(f);
+	return found;
+}
+
+/* pid opened (or had) a PostgreSQL client connection: on uvloop, attach the
+ * probe that gives its queued writes their task (bpf/uvwrite.bpf.h). Done
+ * here, not with the other task probes, because it fires on every write of
+ * a uvloop process (about 3 traps per HTTP request): processes that never
+ * talk to PostgreSQL do not pay for it. Once per process. */
+static void uvwrite_attach(struct tg_tracer *t, pid_t pid)
+{
+	LIBBPF_OPTS(bpf_uprobe_opts, uo, .func_name = "PySet_Add");
+
+	for (size_t i = 0; i < t->nprobes; i++) {
+		struct task_probes *p = &t->probes[i];
+
+		if (p->pid != pid || p->set_add_tried || !p->enter)
+			continue;
+		p->set_add_tried = true;
+		if (!runs_uvloop(pid))
+			return;
+		p->set_add = attach_or_warn(bpf_program__attach_uprobe_opts(
+						t->skel->progs.tg_set_add, pid, p->file, 0, &uo),
+					    pid, "uvloop write");
+		if (p->set_add) {
+			p->bits |= TG_TASK_PROBES_UVWRITE;
+			tg_debug("pid %d: uvloop: PostgreSQL writes keep their task", (int)pid);
+		}
+		return;
+	}
 }
 
 int tg_tracer__task_probes(const struct tg_tracer *t, pid_t pid)
@@ -354,6 +413,11 @@ static int on_sample(void *ctx, void *data, size_t size)
 		} else if (p->kind == TG_PROC_FORK) {
 			python_register(t, (pid_t)p->child_pid);
 		}
+	} else if (h->type == TG_EV_CONN && size >= sizeof(struct tg_ev_conn)) {
+		const struct tg_ev_conn *c = data;
+
+		if (c->role == TG_ROLE_CLIENT && is_pg_port(t, c->rport))
+			uvwrite_attach(t, (pid_t)h->pid);
 	}
 	t->handled++;
 	return t->fn(t->ctx, data, size);
@@ -546,14 +610,6 @@ static bool is_listen_port(const struct tg_sock *socks, size_t n, uint16_t port)
 	return false;
 }
 
-static bool is_pg_port(const struct tg_tracer *t, uint16_t port)
-{
-	for (size_t i = 0; i < t->npg_ports; i++)
-		if (t->pg_ports[i] == port)
-			return true;
-	return false;
-}
-
 /* Announce one established socket of pid and follow it. Returns the
  * callback's result (0 to continue). */
 static int announce_existing(struct tg_tracer *t, pid_t pid, const struct tg_sock *s, bool server)
@@ -582,6 +638,8 @@ static int announce_existing(struct tg_tracer *t, pid_t pid, const struct tg_soc
 	ev.fd = s->fd;
 	ev.role = val.role;
 	ev.origin = TG_ORIGIN_EXISTING;
+	if (val.pg)
+		uvwrite_attach(t, pid);
 	ev.family = (uint16_t)s->family;
 	ev.lport = s->lport;
 	ev.rport = s->rport;

@@ -73,10 +73,11 @@ int tg_tracer__add_pid(struct tg_tracer *t, pid_t pid);
 
 /* What per-task accounting has for pid: TG_TASK_PROBES_* bits (0: none,
  * e.g. not CPython, probes off or failed; the log says why). */
-#define TG_TASK_PROBES_ENTER 0x1   /* Context entries are seen (uvloop at least) */
-#define TG_TASK_PROBES_ASYNCIO 0x2 /* ... including asyncio's Context.run */
-#define TG_TASK_PROBES_LINK 0x4	   /* Context creation is seen (child tasks, thread pool) */
-#define TG_TASK_PROBES_GC 0x8	   /* gc__start/gc__done */
+#define TG_TASK_PROBES_ENTER 0x1    /* Context entries are seen (uvloop at least) */
+#define TG_TASK_PROBES_ASYNCIO 0x2  /* ... including asyncio's Context.run */
+#define TG_TASK_PROBES_LINK 0x4	    /* Context creation is seen (child tasks, thread pool) */
+#define TG_TASK_PROBES_GC 0x8	    /* gc__start/gc__done */
+#define TG_TASK_PROBES_UVWRITE 0x10 /* uvloop's queued PostgreSQL writes keep their task */
 int tg_tracer__task_probes(const struct tg_tracer *t, pid_t pid);
 
 /* Stop tracing pid. Returns 0 or -errno. */

@@ -121,8 +121,6 @@ RESET = "SELECT pg_advisory_unlock_all();"
 
 
 def test_every_seq_statement_on_its_request(traced):
-    if traced["loop"] == "uvloop":
-        pytest.skip("uvloop writes outside the task: task keys do not attribute (docs/postgres.md)")
     traced = traced["db"]
     reqs = {r["path"]: r for r in db_rows(traced, "SELECT * FROM requests")}
     for i in range(N_SEQ):
@@ -153,8 +151,6 @@ def test_every_seq_statement_on_its_request(traced):
 
 
 def test_errors_and_n_plus_one(traced):
-    if traced["loop"] == "uvloop":
-        pytest.skip("uvloop writes outside the task: task keys do not attribute (docs/postgres.md)")
     traced = traced["db"]
     qs = db_rows(traced, "SELECT q.*, r.path FROM queries q JOIN requests r ON"
                  " r.id = q.request_id WHERE q.sqlstate IS NOT NULL")
@@ -249,8 +245,7 @@ def test_prepared_before_attach_labelled_not_dropped(pg, app, tmp_path):
 def test_psycopg3_and_sqlalchemy(pg, app, tmp_path):
     """psycopg 3 (async) and SQLAlchemy 1.4 (asyncio engine on asyncpg; sync
     engine on psycopg2 in the thread pool): statements captured with their
-    rows; the async ones attributed to their request on the asyncio loop, the
-    thread-pool ones on both loops."""
+    rows, each attributed to its request, on both loops."""
     pytest.importorskip("psycopg")
     pytest.importorskip("sqlalchemy")
     db = str(tmp_path / "drivers.db")
@@ -273,9 +268,8 @@ def test_psycopg3_and_sqlalchemy(pg, app, tmp_path):
         want = 2 if kind == "sa_sync_tag" else 6
         assert len(qs) == want, (kind, qs)
         assert all(q["rows"] == n_rows for q in qs), (kind, qs)
-        # the sync engine runs in the thread pool: attributed on both loops
-        if app["loop"] == "asyncio" or kind == "sa_sync_tag":
-            # each statement on the request whose path carries the same tag
-            for q in qs:
-                tag = q["statement"].split()[1]
-                assert q["path"] is not None and q["path"].endswith("/" + tag), (kind, q)
+        # each statement on the request whose path carries the same tag, on
+        # both loops (uvloop: the write probe; thread pool: the hand-off)
+        for q in qs:
+            tag = q["statement"].split()[1]
+            assert q["path"] is not None and q["path"].endswith("/" + tag), (kind, q)
