@@ -31,14 +31,15 @@ test-e2e: build
 	scripts/test.sh e2e
 
 bench: build
-	/usr/bin/python3 bench/overhead.py
+	/usr/bin/python3 bench/overhead.py --db-endpoint
 	bench/pipeline.sh
+	$(BUILD)/pgwire_bench tests/data
 
 install: build
 	meson install -C $(BUILD)
 
 format:
-	clang-format -i bpf/*.c bpf/*.h user/*.c user/*.h cli/*.c cli/*.h include/timeglass/*.h tests/unit/*.c tests/fuzz/*.c
+	clang-format -i bpf/*.c bpf/*.h user/*.c user/*.h cli/*.c cli/*.h include/timeglass/*.h tests/unit/*.c tests/fuzz/*.c bench/*.c
 
 lint: build
 	scripts/lint.sh

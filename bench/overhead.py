@@ -150,6 +150,7 @@ class Tracer:
             cmd += ["--sample-hz", str(args.sample_hz)]
         if args.pg_port:
             cmd += ["--pg-port", str(args.pg_port)]
+        cmd += args.trace_arg
         self.proc = subprocess.Popen(cmd,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         self.lines = []
@@ -227,6 +228,8 @@ def main():
                     help=f"also run {DB_PATH} (one asyncpg query) against a throw-away PostgreSQL")
     ap.add_argument("--sample-hz", type=int, default=None,
                     help="passed to trace --sample-hz (default: trace's own, 99; 0: off)")
+    ap.add_argument("--trace-arg", action="append", default=[],
+                    help="an extra argument for `timeglass trace` (repeatable), e.g. --no-task-cpu")
     ap.add_argument("--loss-seconds", type=int, default=60, help="0 skips the loss check")
     ap.add_argument("--timeglass", default=os.path.join(REPO, "build", "timeglass"))
     args = ap.parse_args()

@@ -883,35 +883,43 @@ static void lose(struct tg_pg_conn *c, struct framer *f)
 		fe_batch_reset(c);
 }
 
-static void deliver(struct tg_pg_conn *c, struct framer *f)
+/* The message whose header is in f is complete: hand its first got bytes
+ * (body, in f->buf or in place in the segment) to its parser. */
+static void deliver_body(struct tg_pg_conn *c, struct framer *f, const uint8_t *body, size_t got)
 {
-	bool whole = !f->gapped && f->got == f->body_len;
+	bool whole = !f->gapped && got == f->body_len;
 
 	f->st = FS_HDR;
 	f->hdr_len = 0;
 	if (!f->type)
-		fe_startup(c, f->code, f->buf, f->got);
+		fe_startup(c, f->code, body, got);
 	else if (f->backend)
-		be_message(c, f->type, f->buf, f->got);
+		be_message(c, f->type, body, got);
 	else
-		fe_message(c, f->type, f->buf, f->got, whole);
+		fe_message(c, f->type, body, got, whole);
 }
 
-/* A complete header is in f->hdr: start the body. */
-static void start_body(struct tg_pg_conn *c, struct framer *f)
+static void deliver(struct tg_pg_conn *c, struct framer *f)
+{
+	deliver_body(c, f, f->buf, f->got);
+}
+
+/* A complete header is in h (f->hdr, or in place in the segment): start
+ * the body. */
+static void start_body(struct tg_pg_conn *c, struct framer *f, const uint8_t *h)
 {
 	uint32_t len;
 	size_t cap;
 
 	if (f->st == FS_STARTUP) {
 		f->type = 0;
-		f->code = be32(f->hdr + 4);
-		len = be32(f->hdr);
+		f->code = be32(h + 4);
+		len = be32(h);
 		f->body_len = len - 8;
 		cap = BUF_MAX;
 	} else {
-		f->type = f->hdr[0];
-		len = be32(f->hdr + 1);
+		f->type = h[0];
+		len = be32(h + 1);
 		if (!(f->backend ? valid_be(f->type, len) : valid_fe(f->type, len))) {
 			lose(c, f);
 			return;
@@ -982,7 +990,7 @@ static void feed_bytes(struct tg_pg_conn *c, struct framer *f, const uint8_t *p,
 			if (f->hdr_len < 8)
 				return;
 			if (startup_like(f->hdr)) {
-				start_body(c, f);
+				start_body(c, f, f->hdr);
 			} else {
 				/* no startup: typed messages from the start */
 				uint8_t h[8];
@@ -1016,18 +1024,36 @@ static void feed_bytes(struct tg_pg_conn *c, struct framer *f, const uint8_t *p,
 				f->tid = c->seg_tid;
 				f->task_key = c->seg_task_key;
 			}
+			if (!f->hdr_len && n >= 5) {
+				/* Read in place: no byte-wise copy then word load
+				 * (a store-forwarding stall per message). */
+				p += 5;
+				n -= 5;
+				f->hdr_len = 5;
+				start_body(c, f, p - 5);
+				break;
+			}
 			take = 5 - f->hdr_len < n ? 5 - f->hdr_len : n;
 			memcpy(f->hdr + f->hdr_len, p, take);
 			f->hdr_len += take;
 			p += take;
 			n -= take;
 			if (f->hdr_len == 5)
-				start_body(c, f);
+				start_body(c, f, f->hdr);
 			break;
 		case FS_BODY:
 			take = f->body_len - f->body_done;
 			if (take > n)
 				take = n;
+			if (!f->body_done && take == f->body_len && !f->gapped) {
+				/* The whole body is in this segment: parse it in place,
+				 * without the copy into f->buf (the common case). */
+				f->body_done = (uint32_t)take;
+				p += take;
+				n -= take;
+				deliver_body(c, f, p - take, take < f->cap ? take : f->cap);
+				break;
+			}
 			if (!f->gapped && f->got < f->cap) {
 				size_t k = f->cap - f->got < take ? f->cap - f->got : take;
 
