@@ -49,8 +49,8 @@ static int emit_data(struct tg_recorder *r, uint32_t pid, uint64_t conn_id, uint
 
 int main(int argc, char **argv)
 {
-	static const char *const routes[] = { "/hello", "/items/%lu", "/users/%lu/orders",
-					       "/search?q=x%lu&page=2", "/missing/%lu" };
+	static const char *const routes[] = {"/hello", "/items/%lu", "/users/%lu/orders",
+					     "/search?q=x%lu&page=2", "/missing/%lu"};
 	unsigned long n = argc > 2 ? strtoul(argv[2], NULL, 10) : 1000000;
 	unsigned long nconn = argc > 3 ? strtoul(argv[3], NULL, 10) : 64, i;
 	struct tg_recorder *r;
@@ -69,8 +69,11 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	for (i = 0; i < nconn; i++) {
-		struct tg_ev_conn c = { .hdr = { .type = TG_EV_CONN, .size = sizeof(c), .pid = 4242,
-						 .tid = 4242, .ts_ns = ts } };
+		struct tg_ev_conn c = {.hdr = {.type = TG_EV_CONN,
+					       .size = sizeof(c),
+					       .pid = 4242,
+					       .tid = 4242,
+					       .ts_ns = ts}};
 
 		c.conn_id = i + 1;
 		c.fd = (int32_t)(i + 11);
@@ -93,11 +96,12 @@ int main(int argc, char **argv)
 				      "GET %s HTTP/1.1\r\nHost: 127.0.0.1:8000\r\nUser-Agent: "
 				      "bench\r\nAccept: */*\r\n\r\n",
 				      path);
-		sl = (size_t)snprintf(resp, sizeof(resp),
-				      "HTTP/1.1 %d %s\r\ndate: Wed, 25 Nov 2026 18:00:00 GMT\r\nserver: "
-				      "uvicorn\r\ncontent-length: 10\r\ncontent-type: "
-				      "application/json\r\n\r\n{\"ok\":123}",
-				      status, status == 200 ? "OK" : "Not Found");
+		sl = (size_t)snprintf(
+		    resp, sizeof(resp),
+		    "HTTP/1.1 %d %s\r\ndate: Wed, 25 Nov 2026 18:00:00 GMT\r\nserver: "
+		    "uvicorn\r\ncontent-length: 10\r\ncontent-type: "
+		    "application/json\r\n\r\n{\"ok\":123}",
+		    status, status == 200 ? "OK" : "Not Found");
 		ts += 20000;
 		emit_data(r, 4242, conn + 1, seq[conn]++, TG_DIR_IN, req, rl, ts);
 		ts += 30000;

@@ -85,8 +85,10 @@ struct conn_val {
 		    * only has a fetching atomic add for 64-bit words) */
 	__u8 role; /* enum tg_role */
 	__u8 pg;   /* a client connection to a port in pg_ports: pg_capture_bytes apply */
-	__u8 pad[6];
+	__u8 tls;  /* pg, and its SSLRequest was answered 'S': payload is TG_EV_TLS (tls.bpf.h) */
+	__u8 pad[5];
 	__u64 writer_ctx; /* Context that queued the next write (uvwrite.bpf.h); 0: the writer's */
+	__u64 ssl;	  /* tls: the SSL object last tied to it (tls.bpf.h) */
 };
 
 struct tstate {
@@ -107,7 +109,15 @@ struct tstate {
 	__u64 wake_ctx; /* Context of the same-process thread that last woke this one */
 	__u8 parked;	/* slept since the last ENTER: the next ENTER is emitted even for
 			   cur_ctx (its address may now be another Context's) */
-	__u8 pad3[7];
+	__u8 tls_op;	/* TLS (tls.bpf.h): the SSL call in progress, TG_TLS_*; */
+	__u8 pad3[2];
+	__s32 tls_fd;	  /* a TLS connection's socket syscall made inside it; -1: none */
+	__u64 tls_ssl;	  /* its SSL object; 0: no SSL call in progress */
+	__u64 tls_buf;	  /* its buffer */
+	__u64 tls_aux;	  /* its size_t *written / *readbytes (the _ex calls) */
+	__u64 tls_in_ns;  /* last socket read on a TLS connection: when */
+	__u32 tls_in_fd1; /* ... and its fd + 1 (0: none since the last SSL read) */
+	__u32 pad4;
 };
 
 /* State of a walk over an iovec array: one bpf_loop step per iovec. It lives
@@ -235,6 +245,8 @@ static __always_inline struct pt_regs *cur_regs(void)
 	return (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
 }
 
+#include "tls.bpf.h"
+
 /* ---- connections ---- */
 
 static __always_inline int on_new_conn(int fd, __u8 role, __u8 origin, bool follow)
@@ -326,6 +338,7 @@ int tg_exit_close(struct trace_event_raw_sys_exit *ctx)
 	} else {
 		count(dropped);
 	}
+	tls_forget(key.tgid, val->ssl);
 	bpf_map_delete_elem(&conns, &key);
 	return 0;
 }
@@ -424,7 +437,14 @@ static __always_inline int on_data(int fd, long ret, __u8 sys, __u8 dir, const v
 	len = ret > 0xffffffffL ? 0xffffffffU : (__u32)ret;
 	cap = clamp_head(val->pg ? pg_capture_bytes : capture_bytes);
 
-	if (buf) {
+	if (val->tls) {
+		/* Ciphertext: no payload; the socket I/O places SSL objects. */
+		struct tstate *s = bpf_task_storage_get(&tstates, bpf_get_current_task_btf(), 0, 0);
+
+		if (s)
+			tls_socket_event(s, fd, dir);
+		flags |= TG_DATA_CIPHER;
+	} else if (buf) {
 		head = clamp_head(len < cap ? len : cap);
 		bpf_probe_read_user(ev->data, head, buf);
 		if (len > head) {
@@ -455,8 +475,17 @@ static __always_inline int on_data(int fd, long ret, __u8 sys, __u8 dir, const v
 			bpf_probe_read_kernel(ev->data + head, tail, sc->tail);
 		}
 	}
-	if (len > head + tail)
+	if (len > head + tail && !val->tls)
 		flags |= TG_DATA_HEAD_TRUNC;
+	/* A PostgreSQL server's 'S' to the SSLRequest (the connection's second
+	 * event): TLS from now on. */
+	if (val->pg && !val->tls && dir == TG_DIR_IN && len == 1 && head == 1 && seq <= 2 &&
+	    ev->data[0] == 'S') {
+		__u8 one = 1;
+
+		val->tls = 1;
+		bpf_map_update_elem(&tls_procs, &key.tgid, &one, BPF_ANY);
+	}
 
 	size = (sizeof(*ev) + head + tail + 7) & ~7U;
 	BOUND(size, sizeof(*ev) + TG_HEAD_MAX + TG_TAIL_MAX);
@@ -583,6 +612,7 @@ int tg_exit_sendfile(struct trace_event_raw_sys_exit *ctx)
 
 #include "task.bpf.h"
 #include "uvwrite.bpf.h"
+#include "tls_probes.bpf.h"
 
 /* ---- on-CPU time ---- */
 

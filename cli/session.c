@@ -176,18 +176,34 @@ int tg_session__open(struct tg_session *s, const struct tg_session_cfg *cfg, cha
 	return 0;
 }
 
-/* Write ev to the recording, data events scrubbed of secrets first. */
+/* Write ev to the recording, data and TLS plaintext events scrubbed of
+ * secrets first. */
 static int record_event(struct tg_session *s, const void *ev, size_t size)
 {
 	const struct tg_ev_data *d = ev;
-	struct tg_ev_data *copy = (struct tg_ev_data *)s->scrub_buf;
+	const struct tg_ev_tls *t = ev;
 
+	if (size >= sizeof(*t) && t->hdr.type == TG_EV_TLS &&
+	    size >= sizeof(*t) + (size_t)t->head_len) {
+		struct tg_ev_tls *copy = (struct tg_ev_tls *)s->scrub_buf;
+
+		memcpy(copy, ev, size); /* size <= 65535: hdr.size is 16 bits */
+		if (copy->dir == TG_DIR_OUT)
+			tg_scrub__pg(copy->data, copy->head_len);
+		return tg_record__write(s->rec, copy, size);
+	}
 	if (size < sizeof(*d) || d->hdr.type != TG_EV_DATA ||
 	    size < sizeof(*d) + (size_t)d->head_len + d->tail_len)
 		return tg_record__write(s->rec, ev, size);
-	memcpy(copy, ev, size); /* size <= 65535: hdr.size is 16 bits */
-	tg_scrub__http(copy->data, copy->head_len, s->keep_query_values);
-	return tg_record__write(s->rec, copy, size);
+	{
+		struct tg_ev_data *copy = (struct tg_ev_data *)s->scrub_buf;
+
+		memcpy(copy, ev, size);
+		tg_scrub__http(copy->data, copy->head_len, s->keep_query_values);
+		if (copy->dir == TG_DIR_OUT)
+			tg_scrub__pg(copy->data, copy->head_len);
+		return tg_record__write(s->rec, copy, size);
+	}
 }
 
 int tg_session__event(struct tg_session *s, const void *ev, size_t size)
@@ -253,7 +269,15 @@ int tg_session__close(struct tg_session *s)
 	int ret = 0, r;
 
 	if (s->pipe) {
+		struct tg_pipeline_stats ps;
+
 		tg_pipeline__finish(s->pipe, tg_session__mono_now());
+		tg_pipeline__stats(s->pipe, &ps);
+		if (ps.tls_dropped)
+			tg_warn(
+			    "%llu TLS plaintext events of PostgreSQL connections could not be tied "
+			    "to their connection: their statements are missing",
+			    (unsigned long long)ps.tls_dropped);
 		if (s->store)
 			for (i = 0; i < s->nrouted; i++) {
 				const struct tg_routes *t =

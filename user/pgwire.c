@@ -101,6 +101,11 @@ struct tg_pg_conn {
 	uint32_t head, n, cap;
 	struct namemap stmts, portals;
 	bool abandoned, expect_enc, have_batch, batch_parse, batch_exec;
+	bool tls;	 /* SSLRequest answered 'S': only tg_pg__feed_tls feeds it */
+	bool tls_plain;	 /* ... and some plaintext came */
+	uint64_t tls_ts; /* the 'S' */
+	uint32_t tls_tid;
+	uint64_t tls_task_key;
 	struct pg_text *batch_text;
 	uint64_t batch_ts, seg_ts;
 	uint32_t batch_tid, seg_tid;
@@ -1004,7 +1009,19 @@ static void feed_bytes(struct tg_pg_conn *c, struct framer *f, const uint8_t *p,
 		case FS_HDR:
 			if (f->backend && c->expect_enc && f->hdr_len == 0) {
 				c->expect_enc = false;
-				if (p[0] == 'S' || p[0] == 'G') {
+				if (p[0] == 'S') {
+					/* TLS: the plaintext (tg_pg__feed_tls) starts
+					 * over with the StartupMessage. */
+					c->tls = true;
+					c->tls_ts = c->seg_ts;
+					c->tls_tid = c->seg_tid;
+					c->tls_task_key = c->seg_task_key;
+					c->fe.st = FS_STARTUP;
+					c->fe.hdr_len = 0;
+					f->hdr_len = 0;
+					return;
+				}
+				if (p[0] == 'G') {
 					c->seg_ts = f->ts;
 					emit_conn_record(c, TG_PG_ENCRYPTED, "",
 							 p[0] == 'S'
@@ -1149,7 +1166,7 @@ void tg_pg__feed(struct tg_pg_conn *c, const struct tg_segment *seg)
 	const uint8_t *tail;
 	uint64_t missing;
 
-	if (!c || !seg || c->abandoned)
+	if (!c || !seg || c->abandoned || c->tls)
 		return;
 	f = seg->dir == TG_DIR_OUT ? &c->fe : &c->be;
 	c->seg_ts = seg->ts_ns;
@@ -1180,6 +1197,16 @@ void tg_pg__feed(struct tg_pg_conn *c, const struct tg_segment *seg)
 		feed_bytes(c, f, tail, tail_len);
 }
 
+void tg_pg__feed_tls(struct tg_pg_conn *c, const struct tg_segment *seg)
+{
+	if (!c || !seg || !c->tls)
+		return;
+	c->tls_plain = true;
+	c->tls = false; /* let tg_pg__feed through for this segment */
+	tg_pg__feed(c, seg);
+	c->tls = true;
+}
+
 void tg_pg__gap(struct tg_pg_conn *c)
 {
 	if (!c || c->abandoned)
@@ -1196,6 +1223,12 @@ void tg_pg__close(struct tg_pg_conn *c, uint64_t ts_ns)
 {
 	if (!c)
 		return;
+	if (c->tls && !c->tls_plain) {
+		c->seg_ts = c->tls_ts;
+		c->seg_tid = c->tls_tid;
+		c->seg_task_key = c->tls_task_key;
+		emit_conn_record(c, TG_PG_ENCRYPTED, "", "encrypted connection (SSL)");
+	}
 	while (c->n) {
 		struct pg_op *op = &c->ops[c->head];
 

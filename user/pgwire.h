@@ -37,7 +37,7 @@
 #define TG_PG_INCOMPLETE 0x080	     /* no completion seen (connection closed, queue overflow) */
 #define TG_PG_SUSPENDED 0x100	     /* Execute with a row limit ended by PortalSuspended */
 #define TG_PG_MULTI 0x200	     /* simple Query holding several statements */
-#define TG_PG_ENCRYPTED 0x400	     /* SSL/GSS encryption accepted: nothing further visible */
+#define TG_PG_ENCRYPTED 0x400	     /* SSL/GSS encryption accepted, no plaintext seen */
 #define TG_PG_CANCEL_REQUEST 0x800   /* this connection carried a CancelRequest */
 #define TG_PG_STARTUP 0x1000	     /* error during connection startup (e.g. auth failure) */
 #define TG_PG_PREPARE_ONLY 0x2000    /* Parse (no Execute in its batch) that failed */
@@ -85,6 +85,13 @@ void tg_pg__free(struct tg_pg_conn *c);
 /* Feed the next segment (either direction), in syscall order. May call emit. */
 void tg_pg__feed(struct tg_pg_conn *c, const struct tg_segment *seg);
 
+/* Feed plaintext of the connection once it switched to TLS (its SSLRequest
+ * answered 'S'): what the app wrote to / read from OpenSSL, in call order.
+ * From the 'S' on, tg_pg__feed ignores the connection's (encrypted) socket
+ * segments. When no plaintext ever comes (OpenSSL not probed), close emits
+ * one TG_PG_ENCRYPTED record instead, as before. Ignored before the 'S'. */
+void tg_pg__feed_tls(struct tg_pg_conn *c, const struct tg_segment *seg);
+
 /* Events of this connection were lost before the next segment: pending
  * statements get TG_PG_LOST_EVENTS and both directions resynchronise. */
 void tg_pg__gap(struct tg_pg_conn *c);
@@ -97,7 +104,7 @@ void tg_pg__close(struct tg_pg_conn *c, uint64_t ts_ns);
  * expected and both directions start by resynchronising. */
 void tg_pg__set_preexisting(struct tg_pg_conn *c);
 
-/* True once the connection switched to SSL/GSS encryption (or was a
+/* True once the connection switched to GSS encryption (or was a
  * CancelRequest): the caller can stop following it. */
 bool tg_pg__abandoned(const struct tg_pg_conn *c);
 

@@ -11,6 +11,7 @@
  * (type, sizes, lengths) before use; bad ones are counted, never trusted.
  */
 #include "pipeline.h"
+#include "tlshold.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -60,7 +61,10 @@ struct tg_pipeline {
 	size_t nignored;
 	struct tg_sqltrack *sql;
 	struct tg_taskcpu *tc;
-	const struct tg_ev_data *feeding; /* the data event being fed to a reassembler */
+	struct tg_tlshold *tls; /* TLS plaintext of SSL objects not yet tied to a connection */
+	const struct tg_ev_data *feeding;    /* the data event being fed to a reassembler */
+	const struct tg_ev_tls *feeding_tls; /* the TLS event releasing held ones */
+	size_t tls_held_at_end;		     /* never tied to a connection: lost */
 };
 
 static uint64_t fd_key(uint32_t pid, int32_t fd)
@@ -116,9 +120,11 @@ struct tg_pipeline *tg_pipeline__new(const struct tg_pipeline_cfg *cfg)
 	struct tg_taskcpu_cfg tcfg = {.on_update = on_usage, .ctx = p};
 
 	p->tc = tg_taskcpu__new(&tcfg);
-	if (!p->tc || tg_u64map__init(&p->conns, 1024) || tg_u64map__init(&p->by_fd, 1024) ||
-	    !new_sql(p)) {
+	p->tls = tg_tlshold__new();
+	if (!p->tc || !p->tls || tg_u64map__init(&p->conns, 1024) ||
+	    tg_u64map__init(&p->by_fd, 1024) || !new_sql(p)) {
 		tg_taskcpu__free(p->tc);
+		tg_tlshold__free(p->tls);
 		tg_sqltrack__free(p->sql);
 		tg_u64map__destroy(&p->conns);
 		tg_u64map__destroy(&p->by_fd);
@@ -152,6 +158,7 @@ void tg_pipeline__free(struct tg_pipeline *p)
 	tg_u64map__destroy(&p->by_fd);
 	tg_sqltrack__free(p->sql);
 	tg_taskcpu__free(p->tc);
+	tg_tlshold__free(p->tls);
 	for (i = 0; i < p->nroutes; i++)
 		tg_routes__free(p->routes[i].routes);
 	free(p->routes);
@@ -397,6 +404,54 @@ static int on_data(struct tg_pipeline *p, const struct tg_ev_data *e, size_t siz
 	return 0;
 }
 
+/* Plaintext of the TLS PostgreSQL connection conn_id: to its parser. */
+static void feed_tls(struct tg_pipeline *p, const struct tg_ev_tls *e, uint64_t conn_id)
+{
+	struct conn *c = tg_u64map__get(&p->conns, conn_id);
+	struct tg_segment seg = {.ts_ns = e->hdr.ts_ns,
+				 .task_key = e->task_key,
+				 .tid = e->hdr.tid,
+				 .dir = e->dir,
+				 .len = e->len,
+				 .head = e->data,
+				 .head_len = e->head_len};
+
+	if (!c || !c->sql) {
+		p->stats.unknown_conn++;
+		return;
+	}
+	tg_sqltrack__feed_tls(c->sql, &seg);
+}
+
+/* Held events of an SSL object go to the connection of the event that
+ * named it (p->feeding_tls). */
+static void feed_held_tls(void *ctx, const struct tg_ev_tls *e, size_t size)
+{
+	struct tg_pipeline *p = ctx;
+
+	(void)size;
+	feed_tls(p, e, p->feeding_tls->conn_id);
+}
+
+static int on_tls(struct tg_pipeline *p, const struct tg_ev_tls *e, size_t size)
+{
+	if (size < sizeof(*e) + (size_t)e->head_len || e->head_len > e->len ||
+	    (e->dir != TG_DIR_IN && e->dir != TG_DIR_OUT))
+		return -EBADMSG;
+	p->stats.tls_events++;
+	if (!e->conn_id) {
+		tg_tlshold__put(p->tls, e, size);
+		return 0;
+	}
+	if (tg_tlshold__held(p->tls)) {
+		p->feeding_tls = e;
+		tg_tlshold__release(p->tls, e->hdr.pid, e->ssl, feed_held_tls, p);
+		p->feeding_tls = NULL;
+	}
+	feed_tls(p, e, e->conn_id);
+	return 0;
+}
+
 static int on_close(struct tg_pipeline *p, const struct tg_ev_close *e)
 {
 	struct conn *c = tg_u64map__get(&p->conns, e->conn_id);
@@ -505,6 +560,9 @@ int tg_pipeline__event(struct tg_pipeline *p, const void *ev, size_t size)
 	case TG_EV_PYSYM:
 		err = text_event(ev, size, &text);
 		break;
+	case TG_EV_TLS:
+		err = size < sizeof(struct tg_ev_tls) ? -EBADMSG : on_tls(p, ev, size);
+		break;
 	case TG_EV_TASK:
 	case TG_EV_GC:
 		err = tg_taskcpu__event(p->tc, ev, size);
@@ -526,6 +584,7 @@ out:
 
 void tg_pipeline__finish(struct tg_pipeline *p, uint64_t ts_ns)
 {
+	p->tls_held_at_end = tg_tlshold__held(p->tls);
 	size_t pos = 0;
 	uint64_t key;
 	void *val;
@@ -539,6 +598,7 @@ void tg_pipeline__finish(struct tg_pipeline *p, uint64_t ts_ns)
 void tg_pipeline__stats(const struct tg_pipeline *p, struct tg_pipeline_stats *out)
 {
 	*out = p->stats;
+	out->tls_dropped = tg_tlshold__dropped(p->tls) + p->tls_held_at_end;
 }
 
 void tg_pipeline__task_stats(const struct tg_pipeline *p, struct tg_taskcpu_stats *out)

@@ -49,7 +49,9 @@ struct tg_pipeline_stats {
 	uint64_t gaps;	       /* per-connection sequence gaps (lost events) */
 	uint64_t unknown_conn; /* data for a connection never announced */
 	uint64_t open_conns;
-	uint64_t pg_conns; /* PostgreSQL client connections seen */
+	uint64_t pg_conns;    /* PostgreSQL client connections seen */
+	uint64_t tls_events;  /* TLS plaintext events (PostgreSQL over TLS) */
+	uint64_t tls_dropped; /* ... never tied to a connection: lost */
 };
 
 struct tg_pipeline;

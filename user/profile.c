@@ -610,20 +610,25 @@ int tg_profile__event(struct tg_profile *p, const void *ev, size_t size)
 /* Resolve the samples of key inside req's window to id; remember: keep
  * (key, window) among the recent requests for samples delivered late (done
  * for the response's Context only: the ring of recent requests is small). */
-static void claim(struct tg_profile *p, const struct tg_request *req, uint64_t key, int64_t id,
-		  bool remember)
+static void claim_in(struct tg_profile *p, const struct tg_request *req, uint64_t key,
+		     uint64_t from, uint64_t to, int64_t id, bool remember)
 {
 	void *out[CLAIM_BATCH];
 	size_t n, i;
 
 	do {
-		n = tg_attrib__claim(p->attrib, req->pid, key, req->start_ns, req->end_ns, out,
-				     CLAIM_BATCH);
+		n = tg_attrib__claim(p->attrib, req->pid, key, from, to, out, CLAIM_BATCH);
 		for (i = 0; i < n; i++)
 			resolve(p, out[i], id);
 	} while (n == CLAIM_BATCH);
 	if (remember && id > 0)
 		tg_attrib__request_stored(p->attrib, req->pid, key, req->start_ns, req->end_ns, id);
+}
+
+static void claim(struct tg_profile *p, const struct tg_request *req, uint64_t key, int64_t id,
+		  bool remember)
+{
+	claim_in(p, req, key, req->start_ns, req->end_ns, id, remember);
 }
 
 void tg_profile__request(struct tg_profile *p, const struct tg_request *req, int64_t id)
@@ -635,8 +640,15 @@ void tg_profile__request(struct tg_profile *p, const struct tg_request *req, int
 		return;
 	if (req->task_key)
 		claim(p, req, req->task_key, id, true);
-	for (uint32_t k = 0; k < req->nset_keys; k++)
-		claim(p, req, req->set_keys[k], id, false);
+	for (uint32_t k = 0; k < req->nset_keys; k++) {
+		/* Only while the address was that Context (request.h). */
+		uint64_t from =
+		    req->start_ns > req->set_since[k] ? req->start_ns : req->set_since[k];
+		uint64_t to = req->end_ns < req->set_until[k] ? req->end_ns : req->set_until[k];
+
+		if (from <= to)
+			claim_in(p, req, req->set_keys[k], from, to, id, false);
+	}
 	port = peer_port(req->peer);
 	if (!port)
 		return;

@@ -93,6 +93,10 @@ struct tg_request {
 	 * jobs; on uvloop its task itself), from user/taskcpu.c: samples and SQL
 	 * statements made in them are the request's too. */
 	uint64_t set_keys[TG_SET_KEYS];
+	/* When each of them was that Context: from its creation (0: unknown)
+	 * until its address was reused by a new Context (UINT64_MAX: not), so
+	 * work keyed by the address outside that span is another's. */
+	uint64_t set_since[TG_SET_KEYS], set_until[TG_SET_KEYS];
 	uint32_t nset_keys;
 	uint32_t resp_tid;	/* thread that wrote the last response byte (0: unknown) */
 	uint64_t resp_oncpu_ns; /* its cumulative on-CPU time at that write (hdr.oncpu_ns) */

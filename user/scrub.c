@@ -74,3 +74,28 @@ size_t tg_scrub__http(uint8_t *buf, size_t len, bool keep_query_values)
 	}
 	return n;
 }
+
+size_t tg_scrub__pg(uint8_t *buf, size_t len)
+{
+	size_t pos = 0, n = 0;
+
+	while (pos + 5 <= len) {
+		uint8_t type = buf[pos];
+		uint32_t mlen = (uint32_t)buf[pos + 1] << 24 | (uint32_t)buf[pos + 2] << 16 |
+				(uint32_t)buf[pos + 3] << 8 | buf[pos + 4];
+		size_t body = mlen >= 4 ? mlen - 4 : 0, avail = len - pos - 5;
+
+		if (type < 'A' || type > 'z' || mlen < 4)
+			break;
+		if (type == 'p') {
+			size_t k = body < avail ? body : avail;
+
+			memset(buf + pos + 5, '*', k);
+			n += k;
+		}
+		if (body >= avail)
+			break;
+		pos += 5 + body;
+	}
+	return n;
+}

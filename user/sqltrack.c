@@ -300,6 +300,11 @@ void tg_sqltrack__feed(struct tg_sqlconn *c, const struct tg_segment *seg)
 	}
 }
 
+void tg_sqltrack__feed_tls(struct tg_sqlconn *c, const struct tg_segment *seg)
+{
+	tg_pg__feed_tls(c->pg, seg);
+}
+
 void tg_sqltrack__gap(struct tg_sqlconn *c)
 {
 	tg_pg__gap(c->pg);
@@ -326,10 +331,16 @@ void tg_sqltrack__request(struct tg_sqltrack *t, struct tg_request *req)
 					       req->end_ns, t->claimed, CLAIM_MAX);
 	/* Statements made in the request's other Contexts (a thread-pool job
 	 * running psycopg2, a child task). */
-	for (uint32_t k = 0; k < req->nset_keys && t->nclaimed < CLAIM_MAX; k++)
-		t->nclaimed +=
-		    tg_attrib__claim(t->a, req->pid, req->set_keys[k], req->start_ns, req->end_ns,
-				     t->claimed + t->nclaimed, CLAIM_MAX - t->nclaimed);
+	for (uint32_t k = 0; k < req->nset_keys && t->nclaimed < CLAIM_MAX; k++) {
+		uint64_t from =
+		    req->start_ns > req->set_since[k] ? req->start_ns : req->set_since[k];
+		uint64_t to = req->end_ns < req->set_until[k] ? req->end_ns : req->set_until[k];
+
+		if (from <= to)
+			t->nclaimed +=
+			    tg_attrib__claim(t->a, req->pid, req->set_keys[k], from, to,
+					     t->claimed + t->nclaimed, CLAIM_MAX - t->nclaimed);
+	}
 	for (size_t i = 0; i < t->nclaimed; i++) {
 		const struct tg_query *q = t->claimed[i];
 

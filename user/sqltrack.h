@@ -71,6 +71,9 @@ struct tg_sqlconn *tg_sqltrack__open(struct tg_sqltrack *t, uint64_t conn_id, ui
 /* Feed the next segment of conn, in syscall order. */
 void tg_sqltrack__feed(struct tg_sqlconn *conn, const struct tg_segment *seg);
 
+/* Feed plaintext of a TLS connection (pgwire.h, tg_pg__feed_tls). */
+void tg_sqltrack__feed_tls(struct tg_sqlconn *conn, const struct tg_segment *seg);
+
 /* Events of conn were lost before the next segment. */
 void tg_sqltrack__gap(struct tg_sqlconn *conn);
 

@@ -63,7 +63,8 @@ struct acct {
 	uint64_t mark;
 	uint32_t pins; /* pending requests whose set holds it */
 	bool retired;  /* its address was re-linked: out of the map, kept for those requests */
-	bool done;     /* its request's response is complete (it may wait for figures) */
+	uint64_t retired_ns; /* ... at this time */
+	bool done;	     /* its request's response is complete (it may wait for figures) */
 	struct acct *up, *kids, *sib, **psib; /* tree */
 	struct connlist *cl;		      /* bound connection (NULL: none) */
 	struct acct *cnext, **cprev;
@@ -337,8 +338,8 @@ static void acct_free(struct tg_taskcpu *t, struct acct *a)
 	free(a);
 }
 
-/* A LINK: a fresh account for (pid, ctx), the old one at that address reset. */
-static struct acct *acct_new(struct tg_taskcpu *t, uint32_t pid, uint64_t ctx)
+/* A LINK at now: a fresh account for (pid, ctx), the old one at that address reset. */
+static struct acct *acct_new(struct tg_taskcpu *t, uint32_t pid, uint64_t ctx, uint64_t now)
 {
 	uint64_t mk = map_key(pid, ctx);
 	struct acct *a = tg_u64map__get(&t->accts, mk);
@@ -356,6 +357,7 @@ static struct acct *acct_new(struct tg_taskcpu *t, uint32_t pid, uint64_t ctx)
 			 * the map, kept in its tree until that request is done. */
 			tg_u64map__del(&t->accts, mk);
 			a->retired = true;
+			a->retired_ns = now;
 		} else {
 			acct_free(t, a);
 		}
@@ -604,7 +606,7 @@ static void on_link(struct tg_taskcpu *t, struct thr *th, const struct tg_ev_tas
 	 * no exit probe), e.g. the loop's own code between two task steps. */
 	if (e->parent && e->parent != e->ctx && (e->parent != th->ctx || !th->open))
 		switch_to(t, th, e, e->parent);
-	a = acct_new(t, th->pid, e->ctx);
+	a = acct_new(t, th->pid, e->ctx, e->hdr.ts_ns);
 	if (!a)
 		return;
 	a->link_ns = e->hdr.ts_ns;
@@ -1037,8 +1039,14 @@ void tg_taskcpu__request(struct tg_taskcpu *t, struct tg_request *req)
 	collect(t, &q);
 	for (size_t i = 0; i < t->nset; i++) {
 		t->set[i]->done = true;
-		if (t->set[i]->ctx != req->task_key && req->nset_keys < TG_SET_KEYS)
-			req->set_keys[req->nset_keys++] = t->set[i]->ctx;
+		if (t->set[i]->ctx != req->task_key && req->nset_keys < TG_SET_KEYS) {
+			const struct acct *a = t->set[i];
+
+			req->set_keys[req->nset_keys] = a->ctx;
+			req->set_since[req->nset_keys] = a->link_ns;
+			req->set_until[req->nset_keys] = a->retired ? a->retired_ns : UINT64_MAX;
+			req->nset_keys++;
+		}
 	}
 	if (compute(t, &q, &req->usage, true)) {
 		forget_set(t, q.conn_id);

@@ -22,6 +22,7 @@
  *    when sampling is off.
  */
 #include "tracer.h"
+#include "tlsprobe.h"
 
 #include <errno.h>
 #include <linux/capability.h>
@@ -65,8 +66,10 @@ struct tg_conn_val {
 	uint64_t seq;
 	uint8_t role;
 	uint8_t pg;
-	uint8_t pad[6];
+	uint8_t tls;
+	uint8_t pad[5];
 	uint64_t writer_ctx;
+	uint64_t ssl;
 };
 
 struct tg_tracer {
@@ -84,6 +87,8 @@ struct tg_tracer {
 	bool no_task_probes;
 	struct task_probes *probes; /* per-task accounting links, one entry per CPython pid */
 	size_t nprobes, cprobes;
+	struct tg_tlsprobe *tls; /* OpenSSL links, one entry per pid with a TLS PostgreSQL conn */
+	size_t ntls, ctls;
 };
 
 /* The per-task accounting probes of one process (bpf/task.bpf.h). */
@@ -334,7 +339,7 @@ static bool runs_uvloop(pid_t pid)
  * talk to PostgreSQL do not pay for it. Once per process. */
 static void uvwrite_attach(struct tg_tracer *t, pid_t pid)
 {
-	LIBBPF_OPTS(bpf_uprobe_opts, uo, .func_name = "PySet_Add");
+	struct bpf_uprobe_opts uo = {.sz = sizeof(uo), .func_name = "PySet_Add"};
 
 	for (size_t i = 0; i < t->nprobes; i++) {
 		struct task_probes *p = &t->probes[i];
@@ -351,6 +356,43 @@ static void uvwrite_attach(struct tg_tracer *t, pid_t pid)
 			p->bits |= TG_TASK_PROBES_UVWRITE;
 			tg_debug("pid %d: uvloop: PostgreSQL writes keep their task", (int)pid);
 		}
+		return;
+	}
+}
+
+/* pid has a PostgreSQL connection that turned TLS: probe its OpenSSL
+ * (bpf/tls.bpf.h), once. Not before, since the probes fire on every SSL call
+ * of the process (HTTPS it serves or calls included). */
+static void tls_attach(struct tg_tracer *t, pid_t pid)
+{
+	struct bpf_program *enter[TG_TLS_FUNCS] = {
+	    t->skel->progs.tg_ssl_write, t->skel->progs.tg_ssl_write_ex, t->skel->progs.tg_ssl_read,
+	    t->skel->progs.tg_ssl_read_ex, t->skel->progs.tg_ssl_handshake};
+
+	for (size_t i = 0; i < t->ntls; i++)
+		if (t->tls[i].pid == pid)
+			return;
+	if (t->ntls == t->ctls) {
+		size_t c = t->ctls ? t->ctls * 2 : 8;
+		struct tg_tlsprobe *n = realloc(t->tls, c * sizeof(*n));
+
+		if (!n)
+			return;
+		t->tls = n;
+		t->ctls = c;
+	}
+	/* An entry even when nothing attached: tried once. */
+	tg_tlsprobe__attach(&t->tls[t->ntls++], pid, enter, t->skel->progs.tg_ssl_ret,
+			    t->skel->progs.tg_ssl_free);
+}
+
+static void tls_detach(struct tg_tracer *t, pid_t pid)
+{
+	for (size_t i = 0; i < t->ntls; i++) {
+		if (t->tls[i].pid != pid)
+			continue;
+		tg_tlsprobe__detach(&t->tls[i]);
+		t->tls[i] = t->tls[--t->ntls];
 		return;
 	}
 }
@@ -407,6 +449,7 @@ static int on_sample(void *ctx, void *data, size_t size)
 		if (p->kind == TG_PROC_EXIT) {
 			forget_conns(t, h->pid);
 			task_probes_detach(t, (pid_t)h->pid);
+			tls_detach(t, (pid_t)h->pid);
 			bpf_map_delete_elem(bpf_map__fd(t->skel->maps.py_procs), &key);
 		} else if (p->kind == TG_PROC_EXEC) {
 			python_register(t, (pid_t)h->pid);
@@ -418,6 +461,11 @@ static int on_sample(void *ctx, void *data, size_t size)
 
 		if (c->role == TG_ROLE_CLIENT && is_pg_port(t, c->rport))
 			uvwrite_attach(t, (pid_t)h->pid);
+	} else if (h->type == TG_EV_DATA && size >= sizeof(struct tg_ev_data)) {
+		const struct tg_ev_data *d = data;
+
+		if (d->flags & TG_DATA_CIPHER)
+			tls_attach(t, (pid_t)h->pid);
 	}
 	t->handled++;
 	return t->fn(t->ctx, data, size);
@@ -694,6 +742,7 @@ int tg_tracer__remove_pid(struct tg_tracer *t, pid_t pid)
 		ret = -errno;
 	bpf_map_delete_elem(bpf_map__fd(t->skel->maps.py_procs), &key);
 	task_probes_detach(t, pid);
+	tls_detach(t, pid);
 	bump_epoch(t);
 	forget_conns(t, key);
 	return ret;
@@ -740,6 +789,9 @@ void tg_tracer__close(struct tg_tracer *t)
 	while (t->nprobes)
 		task_probes_detach(t, t->probes[0].pid);
 	free(t->probes);
+	while (t->ntls)
+		tls_detach(t, t->tls[0].pid);
+	free(t->tls);
 	ring_buffer__free(t->rb);
 	tg_io_bpf__destroy(t->skel);
 	free(t);

@@ -22,7 +22,8 @@
 #include <linux/types.h>
 #endif
 
-#define TG_ABI_VERSION 3 /* 3 added TG_EV_TASK and TG_EV_GC: recordings of 2 still read */
+#define TG_ABI_VERSION                                                                             \
+	4 /* 3 added TG_EV_TASK and TG_EV_GC, 4 TG_EV_TLS: recordings of 2, 3 still read */
 
 /* Largest payload head a data event can carry (the capture size tunable is
  * clamped to this). A power of two so BPF can mask lengths. */
@@ -40,6 +41,7 @@ enum tg_ev_type {
 	TG_EV_SAMPLE = 5, /* a CPU-clock sample of a traced thread, with its Python stack */
 	TG_EV_TASK = 6, /* a thread entered a contextvars Context, created one, or went to sleep */
 	TG_EV_GC = 7,	/* a CPython garbage collection finished (gc__start/gc__done USDT) */
+	TG_EV_TLS = 8,	/* plaintext an OpenSSL SSL_read/SSL_write moved (PostgreSQL over TLS) */
 	/* Events below are produced by userspace and only appear in recordings. */
 	TG_EV_TARGET = 64,	/* a process became a target (pid, cmdline) */
 	TG_EV_ROUTES = 65,	/* route templates learnt for a process (openapi paths) */
@@ -85,6 +87,9 @@ enum tg_sys {
 #define TG_DATA_IOV_TRUNC                                                                          \
 	0x2 /* more iovecs than the program walks: head/tail may be incomplete                     \
 	     */
+/* The connection is TLS-encrypted (a PostgreSQL SSLRequest answered 'S'): no
+ * payload is captured, the plaintext comes as TG_EV_TLS events. */
+#define TG_DATA_CIPHER 0x4
 
 enum tg_proc_kind {
 	TG_PROC_FORK = 1, /* a traced process forked a new process (child_pid) */
@@ -270,6 +275,30 @@ struct tg_ev_gc {
 
 _Static_assert(sizeof(struct tg_ev_task) == 88, "tg_ev_task ABI");
 _Static_assert(sizeof(struct tg_ev_gc) == 64, "tg_ev_gc ABI");
+
+/* ---- TG_EV_TLS: plaintext through OpenSSL (bpf/tls.bpf.h) ---- */
+
+/* An SSL_write/SSL_write_ex (TG_DIR_OUT) or SSL_read/SSL_read_ex (TG_DIR_IN)
+ * that moved len plaintext bytes, emitted at the call's return, with the
+ * first head_len of them. conn_id is the followed PostgreSQL connection the
+ * SSL object is bound to; 0 when the kernel side does not know it yet (a
+ * memory-BIO SSL object, as Python's asyncio uses, is bound by the socket
+ * write or read next to its first calls): userspace then holds the event
+ * until an event of the same ssl names its connection. Only connections that
+ * answered an SSLRequest with 'S' (TG_DATA_CIPHER) are bound. */
+struct tg_ev_tls {
+	struct tg_ev_hdr hdr;
+	__u64 ssl;	/* the SSL object (its address in the process) */
+	__u64 conn_id;	/* 0: not bound yet */
+	__u64 task_key; /* as tg_ev_data.task_key, for TG_DIR_OUT */
+	__u32 len;	/* plaintext bytes the call moved */
+	__u16 head_len; /* bytes of data[] */
+	__u8 dir;	/* enum tg_dir */
+	__u8 flags;	/* TG_DATA_HEAD_TRUNC */
+	__u8 data[];
+};
+
+_Static_assert(sizeof(struct tg_ev_tls) == 64, "tg_ev_tls ABI");
 
 /* Userspace conn ids for connections found in /proc have this bit set, so they
  * never collide with the ids BPF hands out from its counter. */

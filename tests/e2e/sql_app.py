@@ -63,19 +63,24 @@ async def nplus1(n: int):
     return {"n": n}
 
 
-@app.get("/sync/{tag}")
-def sync(tag: int):
-    """psycopg2 (libpq: sendto/recvfrom) in a thread-pool worker."""
+def _psycopg2_rows(sql, args, sslmode):
+    """One statement on a psycopg2 connection of its own, then COMMIT."""
     con = psycopg2.connect(host="127.0.0.1", port=PORT, user="postgres", dbname="postgres",
-                           sslmode="disable")
+                           sslmode=sslmode)
     try:
         with con.cursor() as cur:
-            cur.execute("SELECT %s AS sync_tag, generate_series(1, 3)", (tag,))
+            cur.execute(sql, args)
             rows = cur.fetchall()
         con.commit()
     finally:
         con.close()
     return {"rows": len(rows)}
+
+
+@app.get("/sync/{tag}")
+def sync(tag: int):
+    """psycopg2 (libpq: sendto/recvfrom) in a thread-pool worker."""
+    return _psycopg2_rows("SELECT %s AS sync_tag, generate_series(1, 3)", (tag,), "disable")
 
 
 @app.get("/pg3/{tag}")
@@ -122,3 +127,43 @@ def sa_sync(tag: int):
         n = len(con.execute(text(f"SELECT {tag} AS sa_sync_tag")).fetchall())
     eng.dispose()
     return {"rows": n}
+
+
+async def _own_connection(tag, ssl):
+    """asyncpg on a connection of its own: a simple query with the tag and a
+    prepared statement."""
+    con = await asyncpg.connect(host="127.0.0.1", port=PORT, user="postgres",
+                                database="postgres", ssl=ssl)
+    try:
+        await con.execute(f"SELECT {tag} AS tls_async_tag, pg_sleep(0.005)")
+        row = await con.fetchrow("SELECT $1::int * 2 AS twice", tag)
+    finally:
+        await con.close()
+    return {"twice": row["twice"]}
+
+
+@app.get("/tls-async/{tag}")
+async def tls_async(tag: int):
+    """Over TLS (Python's ssl module: a memory BIO)."""
+    return await _own_connection(tag, "require")
+
+
+@app.get("/plain-async/{tag}")
+async def plain_async(tag: int):
+    return await _own_connection(tag, False)
+
+
+def _own_sync(tag, sslmode):
+    """psycopg2 on a connection of its own, in the thread pool."""
+    return _psycopg2_rows("SELECT %s AS tls_sync_tag, generate_series(1, 2)", (tag,), sslmode)
+
+
+@app.get("/tls-sync/{tag}")
+def tls_sync(tag: int):
+    """Over TLS (libpq: SSL_write/SSL_read on the socket)."""
+    return _own_sync(tag, "require")
+
+
+@app.get("/plain-sync/{tag}")
+def plain_sync(tag: int):
+    return _own_sync(tag, "disable")

@@ -37,8 +37,17 @@ def pg():
     data, log = os.path.join(tmp, "data"), os.path.join(tmp, "pg.log")
     port = free_port()
     _as_postgres(f"{PG_BIN}/initdb", "-D", data, "-A", "trust", "-U", "postgres")
+    # TLS on (a throw-away self-signed certificate); clients choose per connection
+    crt, key = os.path.join(tmp, "server.crt"), os.path.join(tmp, "server.key")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=127.0.0.1", "-keyout", key, "-out", crt], check=True,
+                   capture_output=True)
+    for f in (crt, key):
+        shutil.chown(f, "postgres", "postgres")
+    os.chmod(key, 0o600)
     opts = (f"-p {port} -k {tmp} -c listen_addresses=127.0.0.1 -c log_min_duration_statement=0"
-            " -c log_line_prefix='%m [%p] ' -c fsync=off")
+            f" -c log_line_prefix='%m [%p] ' -c fsync=off -c ssl=on -c ssl_cert_file={crt}"
+            f" -c ssl_key_file={key}")
     _as_postgres(f"{PG_BIN}/pg_ctl", "-D", data, "-l", log, "-o", opts, "-w", "start")
     psql = ["runuser", "-u", "postgres", "--", "/usr/bin/psql", "-h", tmp, "-p", str(port),
             "-U", "postgres", "-v", "ON_ERROR_STOP=1", "-c"]
@@ -273,3 +282,66 @@ def test_psycopg3_and_sqlalchemy(pg, app, tmp_path):
         for q in qs:
             tag = q["statement"].split()[1]
             assert q["path"] is not None and q["path"].endswith("/" + tag), (kind, q)
+
+
+@pytest.mark.parametrize("kind", ["tls", "plain"])
+def test_connection_per_request(pg, app, tmp_path, kind):
+    """A connection per request, 8 at once. tls: PostgreSQL over TLS, asyncpg
+    (Python's ssl, memory BIO, on both loops) and psycopg2 (libpq's OpenSSL
+    calls on the socket, thread pool); the OpenSSL probes are attached when
+    the first connection turns TLS, so a first request opens one before the
+    measured ones. plain: the same without TLS (a request's child Contexts
+    are freed and their addresses reused by the next requests' tasks: a
+    statement belongs to the Context that had the address at the time).
+    Every measured statement is stored once, with its text, rows and
+    request, and its duration agrees with PostgreSQL's log as in the
+    plain-text test."""
+    db = str(tmp_path / "tls.db")
+    tr = Tracer(["--pid", str(app["pid"]), "--db", db, "--pg-port", str(pg["port"]),
+                 "--capture-sql-values", "--no-serve", "-q"])
+    try:
+        # tags unique per loop and kind (PostgreSQL's log holds them all)
+        base = 9000 + 400 * ["tls", "plain"].index(kind) + 200 * (app["loop"] == "uvloop")
+        assert get(app["port"], f"/{kind}-async/{base}") == 200  # attaches the probes
+        assert get(app["port"], f"/{kind}-sync/{base + 1}") == 200
+        time.sleep(1.0)
+        atags, stags = list(range(base + 100, base + 108)), list(range(base + 150, base + 154))
+        with concurrent.futures.ThreadPoolExecutor(8) as ex:
+            a = ex.map(lambda t: get(app["port"], f"/{kind}-async/{t}"), atags)
+            b = ex.map(lambda t: get(app["port"], f"/{kind}-sync/{t}"), stags)
+            assert all(s == 200 for s in list(a) + list(b))
+        time.sleep(0.5)
+    finally:
+        assert tr.stop() == 0, tr.text()
+    with open(pg["log"]) as f:
+        log = f.read()
+    server = {int(m.group(2)): float(m.group(1)) for m in re.finditer(
+        r"duration: ([0-9.]+) ms  statement: SELECT (\d+) AS tls_async_tag", log)}
+    for t in atags:
+        qs = db_rows(db, "SELECT q.*, r.path FROM queries q LEFT JOIN requests r"
+                         " ON r.id = q.request_id WHERE q.request_id IN"
+                         " (SELECT id FROM requests WHERE path = ?) ORDER BY q.start_ns",
+                     (f"/{kind}-async/{t}",))
+        texts = [q["statement"] for q in qs]
+        assert f"SELECT {t} AS tls_async_tag, pg_sleep(0.005)" in texts, (t, texts)
+        assert "SELECT $1::int * 2 AS twice" in texts, (t, texts)
+        tagged = [q for q in qs if q["statement"].startswith(f"SELECT {t} ")]
+        assert len(tagged) == 1 and tagged[0]["rows"] == 1 and tagged[0]["db_user"] == "postgres"
+        ms = tagged[0]["duration_ns"] / 1e6
+        assert server[t] <= ms + 0.2 and ms <= server[t] + 150, (t, server[t], ms)
+        twice = [q for q in qs if q["statement"] == "SELECT $1::int * 2 AS twice"]
+        assert len(twice) == 1 and twice[0]["rows"] == 1
+    for t in stags:
+        qs = db_rows(db, "SELECT q.*, r.path FROM queries q LEFT JOIN requests r"
+                         " ON r.id = q.request_id WHERE q.statement = ?",
+                     (f"SELECT {t} AS tls_sync_tag, generate_series(1, 2)",))
+        assert len(qs) == 1, (t, qs)
+        assert qs[0]["rows"] == 2 and qs[0]["path"] == f"/{kind}-sync/{t}", qs[0]
+    # nothing was left opaque among the measured connections
+    enc = db_rows(db, "SELECT count(*) AS n FROM queries WHERE statement LIKE 'encrypted%'"
+                      " AND start_ns > (SELECT min(start_ns) FROM requests WHERE path = ?)",
+                  (f"/{kind}-async/{base + 100}",))
+    assert enc[0]["n"] == 0
+    if kind == "tls":  # the connections of the first two requests, before the probes
+        assert db_rows(db, "SELECT count(*) AS n FROM queries WHERE statement LIKE"
+                           " 'encrypted%'")[0]["n"] <= 2

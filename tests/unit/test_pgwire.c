@@ -533,13 +533,68 @@ static void test_ssl_encrypted(void **state)
 	seg(f, TG_DIR_OUT, b);
 	put(b, "S", 1);
 	seg(f, TG_DIR_IN, b);
-	assert_true(tg_pg__abandoned(f->c));
-	assert_int_equal(f->n, 1);
-	assert_true(f->rec[0].flags & TG_PG_ENCRYPTED);
-	Q(b, "SELECT 1"); /* would be TLS bytes: ignored */
+	assert_false(tg_pg__abandoned(f->c));
+	assert_int_equal(f->n, 0);
+	Q(b, "SELECT 1"); /* would be TLS bytes on the socket: ignored */
 	seg(f, TG_DIR_OUT, b);
+	/* no plaintext ever came (OpenSSL not probed): one record at close */
 	tg_pg__close(f->c, 99999);
 	assert_int_equal(f->n, 1);
+	assert_true(f->rec[0].flags & TG_PG_ENCRYPTED);
+	assert_string_equal(f->rec[0].text, "encrypted connection (SSL)");
+	assert_int_equal(f->rec[0].start_ns, 2000); /* the 'S' */
+	free(b);
+}
+
+/* b as a plaintext segment of a TLS connection (tg_pg__feed_tls). */
+static void seg_tls(struct fx *f, int dir, struct bb *b)
+{
+	struct tg_segment s = {.ts_ns = (f->ts += 1000),
+			       .tid = dir == TG_DIR_OUT ? 11 : 12,
+			       .task_key = dir == TG_DIR_OUT ? 77 : 0,
+			       .dir = dir,
+			       .len = b->n,
+			       .head = b->b,
+			       .head_len = b->n};
+
+	tg_pg__feed_tls(f->c, &s);
+	b->n = 0;
+}
+
+static void test_ssl_plaintext(void **state)
+{
+	struct fx *f = *state;
+	struct bb *b = bnew();
+
+	Q(b, "SELECT 0"); /* plaintext before any 'S': not a TLS connection, ignored */
+	seg_tls(f, TG_DIR_OUT, b);
+	special(b, 80877103, 8);
+	seg(f, TG_DIR_OUT, b);
+	put(b, "S", 1);
+	seg(f, TG_DIR_IN, b);
+	put(b, "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 11); /* ClientHello: ignored */
+	seg(f, TG_DIR_OUT, b);
+	startup(b, "tls_user", "tls_db");
+	seg_tls(f, TG_DIR_OUT, b);
+	handshake_be(b);
+	seg_tls(f, TG_DIR_IN, b);
+	put(b, "\x17\x03\x03\x00\x20 encrypted application data", 32);
+	seg(f, TG_DIR_OUT, b); /* the ciphertext of the query: ignored */
+	Q(b, "SELECT 42");
+	seg_tls(f, TG_DIR_OUT, b);
+	T(b);
+	D(b, "42");
+	C(b, "SELECT 1");
+	Z(b, 'I');
+	seg_tls(f, TG_DIR_IN, b);
+	tg_pg__close(f->c, 99999);
+	assert_int_equal(f->n, 1);
+	assert_string_equal(f->rec[0].text, "SELECT 42");
+	assert_int_equal(f->rec[0].rows, 1);
+	assert_string_equal(f->rec[0].db_user, "tls_user");
+	assert_string_equal(f->rec[0].db_name, "tls_db");
+	assert_int_equal(f->rec[0].task_key, 77);
+	assert_false(f->rec[0].flags & (TG_PG_ENCRYPTED | TG_PG_LOST_EVENTS));
 	free(b);
 }
 
@@ -1038,6 +1093,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_text_longer_than_max, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_unknown_prepared, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_ssl_encrypted, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_ssl_plaintext, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_ssl_refused_then_plain, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_cancel_request, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_auth_failure, setup, teardown),

@@ -63,13 +63,33 @@ static void test_truncated_and_garbage(void **state)
 	assert_int_equal(tg_scrub__http(junk, 0, false), 0);
 }
 
+static void test_pg_password(void **state)
+{
+	/* Query, then PasswordMessage "hunter2", then a Sync */
+	uint8_t buf[] = {'Q', 0, 0,  0,	  13,  'S', 'E', 'L', 'E', 'C', 'T', ' ', '1', 0, 'p', 0,
+			 0,   0, 12, 'h', 'u', 'n', 't', 'e', 'r', '2', 0,   'S', 0,   0, 0,   4};
+	uint8_t cut[] = {'p', 0, 0, 0, 40, 's', 'e', 'c'}; /* truncated capture */
+	uint8_t startup[] = {0, 0, 0, 8, 4, 210, 22, 47};  /* SSLRequest: no typed message */
+	uint8_t http[] = "HTTP/1.1 200 OK\r\n\r\n";
+
+	(void)state;
+	assert_int_equal(tg_scrub__pg(buf, sizeof(buf)), 8);
+	assert_memory_equal(buf + 19, "********", 8);
+	assert_memory_equal(buf + 5, "SELECT 1", 8);
+	assert_int_equal(buf[27], 'S');
+	assert_int_equal(tg_scrub__pg(cut, sizeof(cut)), 3);
+	assert_memory_equal(cut + 5, "***", 3);
+	assert_int_equal(tg_scrub__pg(startup, sizeof(startup)), 0);
+	assert_int_equal(tg_scrub__pg(http, sizeof(http) - 1), 0);
+	assert_int_equal(tg_scrub__pg(buf, 0), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_headers_blanked),
-	    cmocka_unit_test(test_set_cookie_in_response),
-	    cmocka_unit_test(test_query_values),
-	    cmocka_unit_test(test_truncated_and_garbage),
+	    cmocka_unit_test(test_headers_blanked), cmocka_unit_test(test_set_cookie_in_response),
+	    cmocka_unit_test(test_query_values),    cmocka_unit_test(test_truncated_and_garbage),
+	    cmocka_unit_test(test_pg_password),
 	};
 
 	return cmocka_run_group_tests_name("scrub", tests, NULL, NULL);
