@@ -30,6 +30,7 @@ invocation, never compare numbers across invocations. Nothing is pinned.
     sudo /usr/bin/python3 bench/overhead.py --path /hello --cpu-heavy    # both endpoints
     sudo /usr/bin/python3 bench/overhead.py --path '/cpu?n=50000'        # any endpoint
     sudo /usr/bin/python3 bench/overhead.py --db-endpoint               # + one asyncpg query
+    sudo /usr/bin/python3 bench/overhead.py --db-endpoint --db-tls      # ... over TLS
 
 --db-endpoint starts a throw-away PostgreSQL 15 cluster (initdb + pg_ctl in a
 temporary directory, a free port, the demo's schema), gives the app its
@@ -66,9 +67,10 @@ INSERT INTO items (name, price) VALUES ('hammer', 12.50), ('screwdriver', 4.25),
 
 class PgCluster:
     """A throw-away PostgreSQL 15 cluster in a temporary directory, run as
-    the postgres user, with the demo's items table in database "demo"."""
+    the postgres user, with the demo's items table in database "demo"; with
+    tls, ssl on (a self-signed certificate made here)."""
 
-    def __init__(self):
+    def __init__(self, tls=False):
         if not os.path.exists(f"{PG_BIN}/initdb"):
             sys.exit("overhead.py: --db-endpoint needs postgresql-15 (apt-get install postgresql-15)")
         self.dir = tempfile.mkdtemp(prefix="tg-bench-pg-")
@@ -77,9 +79,17 @@ class PgCluster:
         self.port = free_port()
         self.data = os.path.join(self.dir, "data")
         self._pg("initdb", "-D", self.data, "-U", "postgres", "--auth=trust", "--no-sync")
+        opts = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off"
+        if tls:
+            crt, key = os.path.join(self.dir, "server.crt"), os.path.join(self.dir, "server.key")
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days",
+                            "2", "-subj", "/CN=127.0.0.1", "-keyout", key, "-out", crt],
+                           check=True, capture_output=True)
+            subprocess.run(["chown", "postgres:", crt, key], check=True)
+            os.chmod(key, 0o600)
+            opts += f" -c ssl=on -c ssl_cert_file={crt} -c ssl_key_file={key}"
         self._pg("pg_ctl", "-D", self.data, "-l", os.path.join(self.dir, "pg.log"), "-w", "-o",
-                 f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off",
-                 "start")
+                 opts, "start")
         psql = ["runuser", "-u", "postgres", "--", "/usr/bin/psql", "-h", self.dir, "-p",
                 str(self.port), "-U", "postgres", "-X", "-q", "-v", "ON_ERROR_STOP=1"]
         subprocess.run(psql + ["-d", "postgres", "-c", "CREATE DATABASE demo"], check=True,
@@ -226,6 +236,8 @@ def main():
                     help=f"also run the CPU-heavy endpoint {CPU_HEAVY_PATH} (after the --path ones)")
     ap.add_argument("--db-endpoint", action="store_true",
                     help=f"also run {DB_PATH} (one asyncpg query) against a throw-away PostgreSQL")
+    ap.add_argument("--db-tls", action="store_true",
+                    help="with --db-endpoint: the app's asyncpg pool uses TLS (ssl=require)")
     ap.add_argument("--sample-hz", type=int, default=None,
                     help="passed to trace --sample-hz (default: trace's own, 99; 0: off)")
     ap.add_argument("--trace-arg", action="append", default=[],
@@ -241,9 +253,11 @@ def main():
     if os.geteuid() != 0:
         sys.exit("overhead.py: needs root (the tracer loads BPF programs)")
 
-    pg = PgCluster() if args.db_endpoint else None
+    pg = PgCluster(tls=args.db_tls) if args.db_endpoint else None
     args.pg_port = pg.port if pg else None
     env = dict(os.environ, DATABASE_URL=pg.url) if pg else None
+    if pg and args.db_tls:
+        env["DATABASE_SSL"] = "require"
     port = free_port()
     app = subprocess.Popen([PY, "-m", "uvicorn", "app:app", "--app-dir",
                             os.path.join(REPO, "examples"), "--host", "127.0.0.1", "--port",

@@ -477,12 +477,20 @@ static __always_inline int on_data(int fd, long ret, __u8 sys, __u8 dir, const v
 	}
 	if (len > head + tail && !val->tls)
 		flags |= TG_DATA_HEAD_TRUNC;
-	/* A PostgreSQL server's 'S' to the SSLRequest (the connection's second
-	 * event): TLS from now on. */
-	if (val->pg && !val->tls && dir == TG_DIR_IN && len == 1 && head == 1 && seq <= 2 &&
-	    ev->data[0] == 'S') {
+	/* TLS from now on: a PostgreSQL server's 'S' to the SSLRequest (the
+	 * connection's second event), or, on a connection open before the
+	 * tracer, a first event that is a TLS record (content type 20-23,
+	 * version 3.x: no protocol message starts with those bytes). */
+	if (val->pg && !val->tls && head >= 1 &&
+	    ((dir == TG_DIR_IN && len == 1 && seq <= 2 && ev->data[0] == 'S') ||
+	     (seq == 0 && head >= 3 && ev->data[0] >= 20 && ev->data[0] <= 23 &&
+	      ev->data[1] == 3))) {
 		__u8 one = 1;
 
+		if (ev->data[0] != 'S') { /* this event is ciphertext already */
+			head = tail = 0;
+			flags = (flags & ~TG_DATA_HEAD_TRUNC) | TG_DATA_CIPHER;
+		}
 		val->tls = 1;
 		bpf_map_update_elem(&tls_procs, &key.tgid, &one, BPF_ANY);
 	}

@@ -158,9 +158,11 @@ async def big(size: int = 1024):
 # ---- PostgreSQL (only with DATABASE_URL; see scripts/demo.sh for the schema) ----------------
 #
 # Schema: items(id serial, name text, price numeric), orders(id serial, item_id int, qty int).
-# TLS is disabled explicitly: TimeGlass cannot see inside encrypted connections.
+# DATABASE_SSL=require makes the asyncpg pool use TLS (bench/overhead.py --db-tls); TimeGlass
+# reads TLS connections on the plaintext side (docs/postgres.md).
 
 DATABASE_URL = os.environ.get("DATABASE_URL")
+DATABASE_SSL = os.environ.get("DATABASE_SSL") or False
 _pool = None  # asyncpg pool, created at startup
 _sync_pool = None  # psycopg2 ThreadedConnectionPool, created on first use
 _sync_lock = threading.Lock()
@@ -172,7 +174,7 @@ async def _db_startup():
     if DATABASE_URL:
         import asyncpg
 
-        _pool = await asyncpg.create_pool(DATABASE_URL, min_size=2, max_size=8, ssl=False)
+        _pool = await asyncpg.create_pool(DATABASE_URL, min_size=2, max_size=8, ssl=DATABASE_SSL)
 
 
 @app.on_event("shutdown")

@@ -1250,6 +1250,17 @@ void tg_pg__set_preexisting(struct tg_pg_conn *c)
 	c->be.try_start = true;
 }
 
+void tg_pg__encrypted(struct tg_pg_conn *c, uint64_t ts_ns)
+{
+	if (!c || c->tls || c->abandoned)
+		return;
+	/* A connection seen first in mid-stream (open before the tracer)
+	 * whose bytes are TLS records: its plaintext starts anywhere. */
+	c->tls = true;
+	c->tls_ts = ts_ns;
+	tg_pg__set_preexisting(c);
+}
+
 bool tg_pg__abandoned(const struct tg_pg_conn *c)
 {
 	return c && c->abandoned;

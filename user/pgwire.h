@@ -92,6 +92,11 @@ void tg_pg__feed(struct tg_pg_conn *c, const struct tg_segment *seg);
  * one TG_PG_ENCRYPTED record instead, as before. Ignored before the 'S'. */
 void tg_pg__feed_tls(struct tg_pg_conn *c, const struct tg_segment *seg);
 
+/* The connection's socket bytes are TLS records although no SSLRequest was
+ * seen (it was open before the tracer attached): switch to TLS as the 'S'
+ * does, with framing to be found in the plaintext. No-op when already TLS. */
+void tg_pg__encrypted(struct tg_pg_conn *c, uint64_t ts_ns);
+
 /* Events of this connection were lost before the next segment: pending
  * statements get TG_PG_LOST_EVENTS and both directions resynchronise. */
 void tg_pg__gap(struct tg_pg_conn *c);

@@ -392,7 +392,10 @@ static int on_data(struct tg_pipeline *p, const struct tg_ev_data *e, size_t siz
 	seg.tail = e->data + e->head_len;
 	seg.tail_len = e->tail_len;
 	if (c->sql) {
-		tg_sqltrack__feed(c->sql, &seg);
+		if (e->flags & TG_DATA_CIPHER)
+			tg_sqltrack__encrypted(c->sql, seg.ts_ns); /* its plaintext: TG_EV_TLS */
+		else
+			tg_sqltrack__feed(c->sql, &seg);
 		return 0;
 	}
 	if (e->dir == TG_DIR_IN)

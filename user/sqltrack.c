@@ -305,6 +305,11 @@ void tg_sqltrack__feed_tls(struct tg_sqlconn *c, const struct tg_segment *seg)
 	tg_pg__feed_tls(c->pg, seg);
 }
 
+void tg_sqltrack__encrypted(struct tg_sqlconn *c, uint64_t ts_ns)
+{
+	tg_pg__encrypted(c->pg, ts_ns);
+}
+
 void tg_sqltrack__gap(struct tg_sqlconn *c)
 {
 	tg_pg__gap(c->pg);

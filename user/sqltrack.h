@@ -74,6 +74,9 @@ void tg_sqltrack__feed(struct tg_sqlconn *conn, const struct tg_segment *seg);
 /* Feed plaintext of a TLS connection (pgwire.h, tg_pg__feed_tls). */
 void tg_sqltrack__feed_tls(struct tg_sqlconn *conn, const struct tg_segment *seg);
 
+/* The connection's socket bytes are encrypted (pgwire.h, tg_pg__encrypted). */
+void tg_sqltrack__encrypted(struct tg_sqlconn *conn, uint64_t ts_ns);
+
 /* Events of conn were lost before the next segment. */
 void tg_sqltrack__gap(struct tg_sqlconn *conn);
 

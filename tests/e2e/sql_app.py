@@ -17,13 +17,17 @@ from fastapi import FastAPI, HTTPException
 PORT = int(os.environ["TG_PG_PORT"])
 app = FastAPI()
 pool = None
+tls_pool = None  # over TLS, connected at startup: before any tracer attaches
 
 
 @app.on_event("startup")
 async def startup():
-    global pool
+    global pool, tls_pool
     pool = await asyncpg.create_pool(host="127.0.0.1", port=PORT, user="postgres",
                                      database="postgres", min_size=4, max_size=4, ssl=False)
+    tls_pool = await asyncpg.create_pool(host="127.0.0.1", port=PORT, user="postgres",
+                                         database="postgres", min_size=2, max_size=2,
+                                         ssl="require")
 
 
 @app.get("/health")
@@ -167,3 +171,11 @@ def tls_sync(tag: int):
 @app.get("/plain-sync/{tag}")
 def plain_sync(tag: int):
     return _own_sync(tag, "disable")
+
+
+@app.get("/tls-pool/{tag}")
+async def tls_pool_query(tag: int):
+    """A pooled TLS connection opened before the tracer attached."""
+    async with tls_pool.acquire() as con:
+        await con.execute(f"SELECT {tag} AS tls_pool_tag")
+    return {"tag": tag}

@@ -345,3 +345,34 @@ def test_connection_per_request(pg, app, tmp_path, kind):
     if kind == "tls":  # the connections of the first two requests, before the probes
         assert db_rows(db, "SELECT count(*) AS n FROM queries WHERE statement LIKE"
                            " 'encrypted%'")[0]["n"] <= 2
+
+
+def test_tls_connection_open_before_attach(pg, app, tmp_path):
+    """A TLS pool connected before the tracer: its connections are found
+    encrypted from their first bytes (a TLS record), the OpenSSL probes are
+    attached then, and once each connection's object is tied (its first read
+    after attach) its statements are read and attributed like the others.
+    The statements before that (until the tracer has consumed the first
+    encrypted bytes and attached the probes: up to a poll interval, 0.1 s)
+    are lost, as docs/postgres.md says."""
+    db = str(tmp_path / "tlspool.db")
+    base = 9800 + 100 * (app["loop"] == "uvloop")
+    tr = Tracer(["--pid", str(app["pid"]), "--db", db, "--pg-port", str(pg["port"]),
+                 "--capture-sql-values", "--no-serve", "-q"])
+    try:
+        for t in range(base, base + 6):  # sequential: both pooled connections, several times
+            assert get(app["port"], f"/tls-pool/{t}") == 200
+        time.sleep(0.5)
+        tags = list(range(base + 50, base + 56))
+        with concurrent.futures.ThreadPoolExecutor(6) as ex:
+            assert all(s == 200 for s in ex.map(lambda t: get(app["port"], f"/tls-pool/{t}"),
+                                                 tags))
+        time.sleep(0.5)
+    finally:
+        assert tr.stop() == 0, tr.text()
+    for t in tags:
+        qs = db_rows(db, "SELECT q.*, r.path FROM queries q LEFT JOIN requests r"
+                         " ON r.id = q.request_id WHERE q.statement = ?",
+                     (f"SELECT {t} AS tls_pool_tag",))
+        assert len(qs) == 1, (t, qs)
+        assert qs[0]["rows"] == 1 and qs[0]["path"] == f"/tls-pool/{t}", qs[0]
