@@ -8,99 +8,88 @@
 
 #include "log.h"
 
-const char *const tg_tls_funcs[TG_TLS_FUNCS] = {"SSL_write", "SSL_write_ex", "SSL_read",
-						"SSL_read_ex", "SSL_do_handshake"};
-
-int tg_tlsprobe__find(pid_t pid, char *out, size_t outlen)
+/* Attach prog at (name or offset) of file; a uretprobe when ret. Adds the
+ * link to p; returns 0 or -errno. */
+static int attach(struct tg_tlsprobe *p, struct bpf_program *prog, const char *file,
+		  const char *name, uint64_t off, bool ret)
 {
-	char path[64], line[1024];
-	int ret = -ENOENT;
-	FILE *f;
+	struct bpf_uprobe_opts o = {.sz = sizeof(o), .func_name = name, .retprobe = ret};
+	struct bpf_link *l;
 
-	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
-	f = fopen(path, "re");
-	if (!f)
-		return -errno;
-	while (ret == -ENOENT && fgets(line, sizeof(line), f)) {
-		char *file = strchr(line, '/');
-		char *nl;
-
-		if (!file || !strstr(file, "/libssl.so"))
-			continue;
-		nl = strchr(file, '\n');
-		if (nl)
-			*nl = '\0';
-		if ((size_t)snprintf(out, outlen, "/proc/%d/root%s", (int)pid, file) >= outlen)
-			ret = -ENAMETOOLONG;
-		else
-			ret = 0;
+	if (p->nlinks == TG_TLS_MAX_LINKS)
+		return -ENOSPC;
+	l = bpf_program__attach_uprobe_opts(prog, p->pid, file, name ? 0 : (size_t)off, &o);
+	if (libbpf_get_error(l)) {
+		tg_debug("pid %d: %s: cannot probe %s%s", (int)p->pid, file,
+			 name ? name : "an offset", ret ? "'s return" : "");
+		return -EINVAL;
 	}
-	fclose(f);
-	return ret;
+	p->links[p->nlinks++] = l;
+	return 0;
 }
 
-int tg_tlsprobe__attach(struct tg_tlsprobe *p, pid_t pid,
-			struct bpf_program *const enter[TG_TLS_FUNCS], struct bpf_program *ret,
-			struct bpf_program *on_free)
+/* Entry and return of one read/write site; 1 when both attached. */
+static int attach_pair(struct tg_tlsprobe *p, struct bpf_program *enter, struct bpf_program *ret,
+		       const char *file, const char *name, uint64_t off)
 {
-	struct bpf_uprobe_opts fo = {.sz = sizeof(fo), .func_name = "SSL_free"};
+	if (attach(p, enter, file, name, off, false))
+		return 0;
+	if (attach(p, ret, file, name, off, true)) {
+		bpf_link__destroy(p->links[--p->nlinks]);
+		return 0;
+	}
+	return 1;
+}
+
+int tg_tlsprobe__attach(struct tg_tlsprobe *p, pid_t pid, const struct tg_tls_progs *progs)
+{
+	struct tg_tls_sites sites;
 	char file[1200];
-	int err = tg_tlsprobe__find(pid, file, sizeof(file)), n = 0;
+	int err = tg_tlssites__find(pid, file, sizeof(file)), n = 0;
 
 	memset(p, 0, sizeof(*p));
 	p->pid = pid;
+	if (!err)
+		err = tg_tlssites__decode(file, &sites);
 	if (err) {
-		tg_warn("pid %d: no libssl mapped (%s): its TLS PostgreSQL connections stay opaque",
+		tg_warn("pid %d: no usable libssl mapped (%s): its TLS PostgreSQL connections stay "
+			"opaque",
 			(int)pid, strerror(-err));
 		return 0;
 	}
-	p->links[TG_TLS_FREE_LINK] = bpf_program__attach_uprobe_opts(on_free, pid, file, 0, &fo);
-	if (libbpf_get_error(p->links[TG_TLS_FREE_LINK])) {
-		p->links[TG_TLS_FREE_LINK] = NULL;
+	if (attach(p, progs->on_free, file, "SSL_free", 0, false)) {
 		tg_warn("pid %d: cannot probe SSL_free in %s: its TLS PostgreSQL connections stay "
 			"opaque",
 			(int)pid, file);
 		return 0;
 	}
-	for (int i = 0; i < TG_TLS_FUNCS; i++) {
-		struct bpf_uprobe_opts in = {.sz = sizeof(in), .func_name = tg_tls_funcs[i]};
-		struct bpf_uprobe_opts out = {
-		    .sz = sizeof(out), .func_name = tg_tls_funcs[i], .retprobe = true};
-		struct bpf_link *a = bpf_program__attach_uprobe_opts(enter[i], pid, file, 0, &in);
-		struct bpf_link *b = NULL;
-
-		if (libbpf_get_error(a)) {
-			tg_debug("pid %d: %s: cannot probe %s", (int)pid, file, tg_tls_funcs[i]);
-			continue;
-		}
-		b = bpf_program__attach_uprobe_opts(ret, pid, file, 0, &out);
-		if (libbpf_get_error(b)) {
-			bpf_link__destroy(a);
-			tg_debug("pid %d: %s: cannot probe %s's return", (int)pid, file,
-				 tg_tls_funcs[i]);
-			continue;
-		}
-		p->links[(size_t)2 * i] = a;
-		p->links[(size_t)2 * i + 1] = b;
-		n++;
+	p->internal = sites.internal;
+	if (sites.internal) {
+		/* The internals take (s, buf, num, size_t *) like the _ex calls. */
+		n += attach_pair(p, progs->write_ex, progs->ret, file, NULL, sites.write_internal);
+		n += attach_pair(p, progs->read_ex, progs->ret, file, NULL, sites.read_internal);
+	} else {
+		n += attach_pair(p, progs->write, progs->ret, file, "SSL_write", 0);
+		n += attach_pair(p, progs->write_ex, progs->ret, file, "SSL_write_ex", 0);
+		n += attach_pair(p, progs->read, progs->ret, file, "SSL_read", 0);
+		n += attach_pair(p, progs->read_ex, progs->ret, file, "SSL_read_ex", 0);
 	}
+	attach_pair(p, progs->handshake, progs->ret, file, "SSL_do_handshake", 0);
 	if (!n) {
-		bpf_link__destroy(p->links[TG_TLS_FREE_LINK]);
-		p->links[TG_TLS_FREE_LINK] = NULL;
+		tg_tlsprobe__detach(p);
 		tg_warn("pid %d: cannot probe OpenSSL in %s: its TLS PostgreSQL connections stay "
 			"opaque",
 			(int)pid, file);
 	} else {
-		tg_debug("pid %d: OpenSSL probed in %s (%d of %d functions)", (int)pid, file, n,
-			 TG_TLS_FUNCS);
+		tg_debug("pid %d: OpenSSL probed in %s (%s, %d read/write sites)", (int)pid, file,
+			 sites.internal ? "internal functions" : "exported functions", n);
 	}
 	return n;
 }
 
 void tg_tlsprobe__detach(struct tg_tlsprobe *p)
 {
-	for (size_t i = 0; i <= TG_TLS_FREE_LINK; i++) {
+	for (size_t i = 0; i < p->nlinks; i++)
 		bpf_link__destroy(p->links[i]);
-		p->links[i] = NULL;
-	}
+	p->nlinks = 0;
 }

@@ -365,9 +365,13 @@ static void uvwrite_attach(struct tg_tracer *t, pid_t pid)
  * of the process (HTTPS it serves or calls included). */
 static void tls_attach(struct tg_tracer *t, pid_t pid)
 {
-	struct bpf_program *enter[TG_TLS_FUNCS] = {
-	    t->skel->progs.tg_ssl_write, t->skel->progs.tg_ssl_write_ex, t->skel->progs.tg_ssl_read,
-	    t->skel->progs.tg_ssl_read_ex, t->skel->progs.tg_ssl_handshake};
+	const struct tg_tls_progs progs = {.write = t->skel->progs.tg_ssl_write,
+					   .write_ex = t->skel->progs.tg_ssl_write_ex,
+					   .read = t->skel->progs.tg_ssl_read,
+					   .read_ex = t->skel->progs.tg_ssl_read_ex,
+					   .handshake = t->skel->progs.tg_ssl_handshake,
+					   .ret = t->skel->progs.tg_ssl_ret,
+					   .on_free = t->skel->progs.tg_ssl_free};
 
 	for (size_t i = 0; i < t->ntls; i++)
 		if (t->tls[i].pid == pid)
@@ -382,8 +386,7 @@ static void tls_attach(struct tg_tracer *t, pid_t pid)
 		t->ctls = c;
 	}
 	/* An entry even when nothing attached: tried once. */
-	tg_tlsprobe__attach(&t->tls[t->ntls++], pid, enter, t->skel->progs.tg_ssl_ret,
-			    t->skel->progs.tg_ssl_free);
+	tg_tlsprobe__attach(&t->tls[t->ntls++], pid, &progs);
 }
 
 static void tls_detach(struct tg_tracer *t, pid_t pid)
