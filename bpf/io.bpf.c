@@ -117,7 +117,12 @@ struct tstate {
 	__u64 tls_aux;	  /* its size_t *written / *readbytes (the _ex calls) */
 	__u64 tls_in_ns;  /* last socket read on a TLS connection: when */
 	__u32 tls_in_fd1; /* ... and its fd + 1 (0: none since the last SSL read) */
-	__u32 pad4;
+	__u32 py_epoch;	  /* py_task_key's cache: traced_epoch when filled */
+	__u64 py_ts;	  /* ... the thread's PyThreadState (0: none cached) */
+	__u64 py_ident;	  /* ... its thread id field's value for this thread */
+	__u16 py_tid_off; /* ... offsets of that field and of the Context */
+	__u16 py_ctx_off;
+	__u32 pad5;
 };
 
 /* State of a walk over an iovec array: one bpf_loop step per iovec. It lives
@@ -395,16 +400,33 @@ static long iov_step(__u64 i, void *data)
 
 /* The asyncio task key of the current thread (its PyThreadState's current
  * contextvars Context), or 0 when the process is not a known CPython or the
- * thread has no thread state. A cached thread-state lookup and two reads. */
+ * thread has no thread state. The thread state's address and the offsets are
+ * cached in the thread's task storage: two user reads (the thread-id check,
+ * the Context) when the cache holds; a py_procs lookup and the cached
+ * thread-state lookup (python.bpf.h) when it does not. */
 static __always_inline __u64 py_task_key(__u32 tgid, __u32 tid)
 {
-	const struct tg_py_proc *cfg = bpf_map_lookup_elem(&py_procs, &tgid);
+	struct tstate *s = bpf_task_storage_get(&tstates, bpf_get_current_task_btf(), 0, 0);
+	const struct tg_py_proc *cfg;
 	__u64 ts;
 
+	if (s && s->py_ts && s->py_epoch == traced_epoch &&
+	    py_read_u64(s->py_ts + s->py_tid_off) == s->py_ident)
+		return py_read_u64(s->py_ts + s->py_ctx_off);
+	cfg = bpf_map_lookup_elem(&py_procs, &tgid);
 	if (!cfg || !cfg->ts_context)
 		return 0;
 	ts = py_find_tstate(cfg, tid);
-	return ts ? py_read_u64(ts + cfg->ts_context) : 0;
+	if (!ts)
+		return 0;
+	if (s) {
+		s->py_ts = ts;
+		s->py_ident = py_thread_ident(cfg, tid);
+		s->py_tid_off = cfg->ts_tid;
+		s->py_ctx_off = cfg->ts_context;
+		s->py_epoch = traced_epoch;
+	}
+	return py_read_u64(ts + cfg->ts_context);
 }
 
 /* Build and send a data event for the ret bytes transferred on fd. Payload:
