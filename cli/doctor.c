@@ -15,6 +15,7 @@
 
 #include "procscan.h"
 #include "pyctx.h"
+#include "tlssites.h"
 
 #define CAP_SYS_PTRACE_BIT 19
 #define CAP_SYS_ADMIN_BIT 21
@@ -203,6 +204,35 @@ static void check_task_probes(struct tg_check *c)
 		    path, s.how, s.new_call_off ? "a call site" : "uretprobe");
 }
 
+/* Where PostgreSQL-over-TLS capture would probe the system's OpenSSL
+ * (tlssites.h): the usual multiarch and lib64 places. */
+static void check_openssl(struct tg_check *c)
+{
+	static const char *const paths[] = {"/usr/lib/x86_64-linux-gnu/libssl.so.3",
+					    "/usr/lib/aarch64-linux-gnu/libssl.so.3",
+					    "/usr/lib64/libssl.so.3", "/usr/lib/libssl.so.3"};
+	struct tg_tls_sites s;
+
+	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+		if (access(paths[i], R_OK) || tg_tlssites__decode(paths[i], &s))
+			continue;
+		if (s.internal)
+			set(c, "openssl", TG_CHECK_OK, NULL,
+			    "%s: TLS PostgreSQL connections read at its internal read/write "
+			    "functions (cheap probes)",
+			    paths[i]);
+		else
+			set(c, "openssl", TG_CHECK_WARN, NULL,
+			    "%s: TLS PostgreSQL connections read at its exported functions "
+			    "(single-stepped probes, ~12 us per call)",
+			    paths[i]);
+		return;
+	}
+	set(c, "openssl", TG_CHECK_WARN, NULL,
+	    "no OpenSSL 3 libssl found: TLS PostgreSQL connections of the targets are probed in "
+	    "whatever libssl they map, if any");
+}
+
 size_t tg_doctor__run(struct tg_check *checks, int tracing)
 {
 	size_t n = 0;
@@ -215,6 +245,7 @@ size_t tg_doctor__run(struct tg_check *checks, int tracing)
 	if (!tracing) {
 		check_python(&checks[n++]);
 		check_task_probes(&checks[n++]);
+		check_openssl(&checks[n++]);
 		check_targets(&checks[n++]);
 	}
 	return n;

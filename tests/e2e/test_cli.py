@@ -63,7 +63,8 @@ def test_doctor_table():
     lines = r.stdout.splitlines()
     assert lines[0].split()[:2] == ["CHECK", "STATUS"], r.stdout
     names = {line.split()[0] for line in lines[1:] if line and not line.startswith(" ")}
-    assert {"kernel", "BTF", "privileges", "tracefs", "lockdown", "uvicorn"} <= names, names
+    assert {"kernel", "BTF", "privileges", "tracefs", "lockdown", "uvicorn", "openssl"} <= names, names
+    assert [line for line in lines if line.startswith("openssl")][0].split()[1] == "ok", r.stdout
     assert r.returncode == 0, r.stdout  # as root on this machine, nothing fails
     r = as_nobody(["doctor"])
     assert "privileges" in r.stdout and "warn" in r.stdout, r.stdout
