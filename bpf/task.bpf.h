@@ -54,8 +54,12 @@ struct {
 } proc_brk SEC(".maps");
 
 static __always_inline void task_fill(struct tg_ev_task *ev, struct task_struct *task,
-				      const struct tstate *s, __u32 kind, __u64 ctx, __u64 parent)
+				      struct tstate *s, __u32 kind, __u64 ctx, __u64 parent)
 {
+	if (s->lost) { /* an earlier event of this thread was dropped */
+		kind |= TG_TASK_LOST;
+		s->lost = 0;
+	}
 	ev->ctx = ctx;
 	ev->parent = parent;
 	ev->minflt = BPF_CORE_READ(task, min_flt);
@@ -73,6 +77,7 @@ static __always_inline void task_emit(struct tstate *s, __u32 kind, __u64 ctx, _
 
 	if (!ev) {
 		count(dropped);
+		s->lost = 1;
 		return;
 	}
 	fill_hdr(&ev->hdr, TG_EV_TASK, sizeof(*ev), bpf_get_current_pid_tgid());
@@ -90,6 +95,7 @@ static __always_inline void task_park(struct task_struct *prev, struct tstate *s
 	s->parked = 1;
 	if (!ev) {
 		count(dropped);
+		s->lost = 1;
 		return;
 	}
 	ev->hdr.type = TG_EV_TASK;
@@ -236,6 +242,7 @@ int BPF_USDT(tg_gc_done, long collected)
 	if (!ev) {
 		count(dropped);
 		s->gc_start_ns = 0;
+		s->lost = 1;
 		return 0;
 	}
 	fill_hdr(&ev->hdr, TG_EV_GC, sizeof(*ev), bpf_get_current_pid_tgid());

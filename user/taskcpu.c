@@ -62,6 +62,7 @@ struct acct {
 	struct aspan spans[ACCT_SPANS];
 	uint64_t mark;
 	uint32_t pins; /* pending requests whose set holds it */
+	bool lost;     /* events of a thread were lost while it ran there (TG_TASK_LOST) */
 	bool retired;  /* its address was re-linked: out of the map, kept for those requests */
 	uint64_t retired_ns; /* ... at this time */
 	bool done;	     /* its request's response is complete (it may wait for figures) */
@@ -862,6 +863,8 @@ static bool compute(struct tg_taskcpu *t, const struct pend *q, struct tg_usage 
 		u->gc_count += a->gc_count;
 		u->lock_ns += a->lock_ns;
 		trunc |= a->spans_trunc;
+		if (a->lost)
+			u->flags |= TG_USAGE_LOST;
 		for (uint32_t j = 0; j < a->nspans; j++)
 			tmp_push(t, a->spans[j].kind, a->spans[j].tid, a->spans[j].start,
 				 a->spans[j].end, a->spans[j].cpu);
@@ -1164,8 +1167,9 @@ int tg_taskcpu__event(struct tg_taskcpu *t, const void *ev, size_t size)
 	if (size < sizeof(*h))
 		goto bad;
 	if (h->type == TG_EV_TASK) {
-		if (size < sizeof(*e) || e->kind < TG_TASK_ENTER || e->kind > TG_TASK_PARK ||
-		    (e->kind == TG_TASK_LINK && !e->ctx))
+		if (size < sizeof(*e) || TG_TASK_KIND(e->kind) < TG_TASK_ENTER ||
+		    TG_TASK_KIND(e->kind) > TG_TASK_PARK || (e->kind & ~(0xffu | TG_TASK_LOST)) ||
+		    (TG_TASK_KIND(e->kind) == TG_TASK_LINK && !e->ctx))
 			goto bad;
 	} else if (h->type != TG_EV_GC || size < sizeof(struct tg_ev_gc)) {
 		goto bad;
@@ -1183,10 +1187,19 @@ int tg_taskcpu__event(struct tg_taskcpu *t, const void *ev, size_t size)
 	}
 	t->stats.task_events++;
 	p->tracked = true;
+	if (e->kind & TG_TASK_LOST) {
+		/* Events of this thread were lost since its last one: the piece
+		 * ending here (and what it was part of) is not to be trusted. */
+		struct acct *a = th->ctx ? acct_get(t, th->pid, th->ctx) : NULL;
+
+		t->stats.lost_marks++;
+		if (a)
+			a->lost = true;
+	}
 	point(th, h->ts_ns, h->oncpu_ns);
-	if (e->kind == TG_TASK_ENTER)
+	if (TG_TASK_KIND(e->kind) == TG_TASK_ENTER)
 		on_enter(t, th, e);
-	else if (e->kind == TG_TASK_PARK)
+	else if (TG_TASK_KIND(e->kind) == TG_TASK_PARK)
 		on_park(t, th, e);
 	else
 		on_link(t, th, e);

@@ -73,6 +73,7 @@ struct tg_taskcpu_stats {
 	uint64_t late_dropped; /* pieces of Contexts whose request was already stored */
 	uint64_t unknown_ctx;  /* pieces of Contexts never seen created (loop's own, pre-attach) */
 	uint64_t expired;      /* accounts forgotten at the horizon */
+	uint64_t lost_marks;   /* task events flagged TG_TASK_LOST (events lost before them) */
 };
 
 struct tg_taskcpu;

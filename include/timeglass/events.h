@@ -243,6 +243,12 @@ enum tg_task_kind {
 			      Context last entered on it (0: none seen) */
 };
 
+/* Or'ed into tg_ev_task.kind: task or GC events of this thread were lost (ring
+ * buffer full) since its previous task event: the figures of the piece that
+ * ends here are not to be trusted. */
+#define TG_TASK_LOST 0x100
+#define TG_TASK_KIND(k) ((k)&0xff)
+
 struct tg_ev_task {
 	struct tg_ev_hdr hdr;
 	__u64 ctx;	  /* see enum tg_task_kind */
@@ -256,7 +262,7 @@ struct tg_ev_task {
 			     growth), cumulative since the tracer first saw it */
 	__u64 runq_ns;	  /* time thread tid was runnable but not running, cumulative since the
 			     tracer first saw it */
-	__u32 kind;	  /* enum tg_task_kind */
+	__u32 kind;	  /* enum tg_task_kind, | TG_TASK_LOST */
 	__s32 syscall;	  /* TG_TASK_PARK: the syscall it sleeps in (the architecture's number,
 			     e.g. futex: a lock such as the GIL; epoll_wait: an idle event loop);
 			     -1: not in a syscall. 0 for other kinds. */

@@ -221,6 +221,39 @@ static void test_one_request_one_thread(void **state)
 	world_free(w);
 }
 
+/* Task events of the loop were lost (ring buffer full) while task a ran:
+ * the next event arrives flagged; a's request says its figures are not to be
+ * trusted, b's (whose pieces were all seen) does not. */
+static void test_lost_events_flagged(void **state)
+{
+	struct world *w = world_new();
+	uint64_t a = 0xa00, b = 0xb00;
+	struct tg_ev_task e;
+	struct tg_request r;
+
+	(void)state;
+	link_ctx(w, LOOP, a, CONN_CTX, 1 * MS);
+	link_ctx(w, LOOP, b, CONN_CTX + 1, 1 * MS + 10 * US);
+	enter(w, LOOP, b, 2 * MS);
+	burn(w, LOOP, 40 * US);
+	enter(w, LOOP, a, 3 * MS);
+	burn(w, LOOP, 100 * US);
+	/* an ENTER(b), a's park... were dropped; this one says so */
+	e = task_ev(w, LOOP, TG_TASK_ENTER | TG_TASK_LOST, 0x9999, 0, 5 * MS);
+	assert_int_equal(tg_taskcpu__event(w->t, &e, sizeof(e)), 0);
+	assert_int_equal(stats(w).lost_marks, 1);
+	r = request(w, 1, a, MS, 6 * MS, LOOP, 1);
+	assert_int_equal(r.usage.flags, TG_USAGE_VALID | TG_USAGE_LOST);
+	assert_int_equal(r.usage.cpu_ns, 100 * US);
+	r = request(w, 2, b, MS, 6 * MS, LOOP, 2);
+	assert_int_equal(r.usage.flags, TG_USAGE_VALID);
+	assert_int_equal(r.usage.cpu_ns, 40 * US);
+	/* unknown flag bits are garbage */
+	e = task_ev(w, LOOP, TG_TASK_ENTER | 0x200, 0x9999, 0, 7 * MS);
+	assert_int_equal(tg_taskcpu__event(w->t, &e, sizeof(e)), -EBADMSG);
+	world_free(w);
+}
+
 /* Three tasks interleaved on one loop thread: each gets its own slices. */
 static void test_interleaved_tasks(void **state)
 {
@@ -900,6 +933,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_one_request_one_thread),
 	    cmocka_unit_test(test_interleaved_tasks),
+	    cmocka_unit_test(test_lost_events_flagged),
 	    cmocka_unit_test(test_child_task_and_older_context),
 	    cmocka_unit_test(test_pool_job),
 	    cmocka_unit_test(test_lock_wait),
