@@ -1589,6 +1589,13 @@ void tg_store__close(struct tg_store *s)
 	}
 	for (i = 0; i < ST_COUNT; i++)
 		sqlite3_finalize(s->stmt[i]);
+	/* ... and those other writers' calls kept prepared (query_store.c). */
+	if (s->db) {
+		sqlite3_stmt *st;
+
+		while ((st = sqlite3_next_stmt(s->db, NULL)))
+			sqlite3_finalize(st);
+	}
 	/* Closing the last connection checkpoints the WAL into the main file. */
 	sqlite3_close(s->db);
 	if (s->jobs) {
