@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cstr.h"
 #include "log.h"
 #include "pgwire.h"
 #include "timeglass/events.h"
@@ -369,7 +370,7 @@ static void mark_pending_lost(struct tg_pg_conn *c)
 /* "INSERT 0 1" -> command "INSERT", rows 1; "CREATE TABLE" -> rows -1. */
 static void parse_tag(const uint8_t *b, size_t n, char *cmd, int64_t *rows)
 {
-	size_t len = strnlen((const char *)b, n), end = len, i;
+	size_t len = tg_strnlen((const char *)b, n), end = len, i;
 	int64_t v = 0;
 
 	*rows = -1;
@@ -400,7 +401,7 @@ static void parse_error(struct pg_op *op, const uint8_t *b, size_t n)
 	while (i < n && b[i]) {
 		uint8_t f = b[i++];
 		const char *v = (const char *)b + i;
-		size_t l = strnlen(v, n - i);
+		size_t l = tg_strnlen(v, n - i);
 
 		if (i + l >= n)
 			break; /* unterminated: truncated capture */
@@ -616,12 +617,12 @@ static void fe_startup(struct tg_pg_conn *c, uint32_t code, const uint8_t *b, si
 	}
 	while (i < n && b[i]) {
 		const char *k = (const char *)b + i, *v;
-		size_t kl = strnlen(k, n - i), vl;
+		size_t kl = tg_strnlen(k, n - i), vl;
 
 		if (i + kl + 1 >= n)
 			break;
 		v = k + kl + 1;
-		vl = strnlen(v, n - (i + kl + 1));
+		vl = tg_strnlen(v, n - (i + kl + 1));
 		if (i + kl + 1 + vl >= n)
 			break;
 		if (!strcmp(k, "user"))
@@ -649,7 +650,7 @@ static bool take_cstr(const uint8_t *b, size_t n, size_t *pos, const char **s, s
 	if (*pos >= n)
 		return false;
 	*s = (const char *)b + *pos;
-	l = strnlen(*s, n - *pos);
+	l = tg_strnlen(*s, n - *pos);
 	*len = l;
 	if (*pos + l >= n)
 		return false;
@@ -685,7 +686,7 @@ static void fe_message(struct tg_pg_conn *c, uint8_t type, const uint8_t *b, siz
 	switch (type) {
 	case 'Q':
 		fe_batch_reset(c);
-		ql = strnlen((const char *)b, n);
+		ql = tg_strnlen((const char *)b, n);
 		op = push_op(c, OP_SIMPLE);
 		if (!op)
 			return;
@@ -702,7 +703,7 @@ static void fe_message(struct tg_pg_conn *c, uint8_t type, const uint8_t *b, siz
 		if (pos > n)
 			return;
 		q = (const char *)b + pos;
-		ql = strnlen(q, n - pos);
+		ql = tg_strnlen(q, n - pos);
 		t = text_new(q, ql, !whole || pos + ql >= n ? TG_PG_TRUNCATED : 0);
 		if (!t)
 			return;

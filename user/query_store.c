@@ -4,6 +4,7 @@
  * (only the used part of its text); the INSERT runs on the writer thread
  * inside the batch transaction, so a rolled back batch loses nothing twice.
  */
+#include "cstr.h"
 #include "query_store.h"
 
 #include <errno.h>
@@ -77,7 +78,7 @@ static int insert(sqlite3 *db, void *arg, int64_t run_id, uint64_t mono_to_epoch
 
 int tg_query_store__add(struct tg_store *s, const struct tg_query *q)
 {
-	size_t n = strnlen(q->statement, sizeof(q->statement) - 1);
+	size_t n = tg_strnlen(q->statement, sizeof(q->statement) - 1);
 	struct tg_query *copy = malloc(sizeof(*copy));
 
 	if (!copy)
