@@ -9,7 +9,7 @@ minus untraced difference, i.e. what one probe hit costs here:
   enter  ctx.run(f) alternating between two Contexts: every call enters a
          Context the thread is not in, so every call is a uprobe hit on
          _PyContext_Enter and one TG_EV_TASK ENTER event
-  copy   contextvars.copy_context(): a uretprobe hit on PyContext_CopyCurrent
+  copy   contextvars.copy_context(): the Context creation probe (the call in context_new_from_vars)
          and one TG_EV_TASK LINK event (asyncio.Task() and every call_soon
          without a context copy the current Context this way)
   gc     gc.collect(0): the gc__start/gc__done USDT probes and a TG_EV_GC

@@ -344,7 +344,7 @@ int tg_exit_close(struct trace_event_raw_sys_exit *ctx)
 	} else {
 		count(dropped);
 	}
-	tls_forget(key.tgid, val->ssl);
+	tls_forget(key.tgid, val->ssl, key.fd);
 	bpf_map_delete_elem(&conns, &key);
 	return 0;
 }
@@ -533,7 +533,7 @@ static __always_inline int on_data(int fd, long ret, __u8 sys, __u8 dir, const v
 	ev->pad = 0;
 	ev->pad2 = 0;
 	ev->task_key = 0;
-	if (dir == TG_DIR_OUT) {
+	if (dir == TG_DIR_OUT && !val->tls) { /* ciphertext: userspace takes no key from it */
 		/* A write queued by a task and made later by the loop (uvloop)
 		 * belongs to the task that queued it. */
 		ev->task_key = val->writer_ctx;
@@ -787,6 +787,8 @@ int BPF_PROG(tg_sched_exit, struct task_struct *p)
 	if (p->pid != tgid || !pid_traced(tgid))
 		return 0;
 	bpf_map_delete_elem(&traced_pids, &tgid);
+	bpf_map_delete_elem(&proc_brk, &tgid); /* per-process state: a reused pid starts clean */
+	bpf_map_delete_elem(&tls_procs, &tgid);
 	__sync_fetch_and_add(&traced_epoch, 1);
 	ev = proc_event(TG_PROC_EXIT);
 	if (!ev)

@@ -247,7 +247,7 @@ int BPF_USDT(tg_gc_done, long collected)
 	}
 	fill_hdr(&ev->hdr, TG_EV_GC, sizeof(*ev), bpf_get_current_pid_tgid());
 	ev->start_ns = s->gc_start_ns;
-	ev->ctx = s->gc_ctx;
+	ev->ctx = s->gc_start_ns ? s->gc_ctx : 0; /* start not seen: unknown */
 	ev->collected = collected;
 	ev->generation = s->gc_gen;
 	ev->pad = 0;

@@ -88,14 +88,23 @@ static __always_inline void tls_socket_event(struct tstate *s, int fd, __u8 dir)
 	}
 }
 
-/* The SSL object ssl of tgid is gone (SSL_free) or its connection closed:
- * forget its binding, so a new object at the same address is placed anew. */
-static __always_inline void tls_forget(__u32 tgid, __u64 ssl)
+/* The SSL object ssl of tgid is gone (SSL_free, fd < 0) or the connection
+ * fd it was tied to closed: forget its binding, so a new object at the same
+ * address is placed anew; on close only if the binding is still to fd (the
+ * address may already belong to another connection's object). */
+static __always_inline void tls_forget(__u32 tgid, __u64 ssl, int fd)
 {
 	struct ssl_key k = {.tgid = tgid, .ssl = ssl};
+	__s32 *bound;
 
-	if (ssl)
-		bpf_map_delete_elem(&ssl_fds, &k);
+	if (!ssl)
+		return;
+	if (fd >= 0) {
+		bound = bpf_map_lookup_elem(&ssl_fds, &k);
+		if (!bound || *bound != fd)
+			return;
+	}
+	bpf_map_delete_elem(&ssl_fds, &k);
 }
 
 #endif /* TG_TLS_BPF_H */

@@ -75,6 +75,7 @@ static __always_inline struct conn_val *tls_place(__u32 tgid, __u64 ssl, int fd,
 			if (!val || !val->tls || (val->ssl && val->ssl != ssl))
 				return NULL; /* the connection has its own object */
 			fd = in_fd;
+			goto bind;
 		} else {
 			return NULL;
 		}
@@ -83,6 +84,7 @@ static __always_inline struct conn_val *tls_place(__u32 tgid, __u64 ssl, int fd,
 	val = bpf_map_lookup_elem(&conns, &ck);
 	if (!val || !val->tls)
 		return NULL; /* not a followed TLS PostgreSQL connection */
+bind:
 	if (val->ssl != ssl) {
 		val->ssl = ssl;
 		bpf_map_update_elem(&ssl_fds, &k, &fd, BPF_ANY);
@@ -172,7 +174,7 @@ int BPF_KPROBE(tg_ssl_free, void *ssl)
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 
 	if (pid_traced(tgid))
-		tls_forget(tgid, (__u64)ssl);
+		tls_forget(tgid, (__u64)ssl, -1);
 	return 0;
 }
 

@@ -48,8 +48,8 @@ int BPF_KPROBE(tg_set_add, void *set, void *key)
 	if (bpf_probe_read_user(&ck.fd, sizeof(ck.fd), (const __u8 *)handle + uv_fd_off))
 		return 0;
 	val = bpf_map_lookup_elem(&conns, &ck);
-	if (!val || !val->pg)
-		return 0;
+	if (!val || !val->pg || val->tls)
+		return 0; /* TLS: the task's key rides on its SSL_write (tls.bpf.h) */
 	writer = py_task_key(ck.tgid, (__u32)pid_tgid);
 	if (writer)
 		val->writer_ctx = writer;

@@ -1025,9 +1025,7 @@ static void feed_bytes(struct tg_pg_conn *c, struct framer *f, const uint8_t *p,
 				if (p[0] == 'G') {
 					c->seg_ts = f->ts;
 					emit_conn_record(c, TG_PG_ENCRYPTED, "",
-							 p[0] == 'S'
-							     ? "encrypted connection (SSL)"
-							     : "encrypted connection (GSS)");
+							 "encrypted connection (GSS)");
 					c->abandoned = true;
 					return;
 				}
@@ -1160,15 +1158,21 @@ void tg_pg__free(struct tg_pg_conn *c)
 	free(c);
 }
 
+static void feed_segment(struct tg_pg_conn *c, const struct tg_segment *seg);
+
 void tg_pg__feed(struct tg_pg_conn *c, const struct tg_segment *seg)
+{
+	if (c && seg && !c->abandoned && !c->tls) /* TLS: only its plaintext (feed_tls) */
+		feed_segment(c, seg);
+}
+
+static void feed_segment(struct tg_pg_conn *c, const struct tg_segment *seg)
 {
 	struct framer *f;
 	size_t head_len, tail_len;
 	const uint8_t *tail;
 	uint64_t missing;
 
-	if (!c || !seg || c->abandoned || c->tls)
-		return;
 	f = seg->dir == TG_DIR_OUT ? &c->fe : &c->be;
 	c->seg_ts = seg->ts_ns;
 	c->seg_tid = seg->tid;
@@ -1200,12 +1204,10 @@ void tg_pg__feed(struct tg_pg_conn *c, const struct tg_segment *seg)
 
 void tg_pg__feed_tls(struct tg_pg_conn *c, const struct tg_segment *seg)
 {
-	if (!c || !seg || !c->tls)
+	if (!c || !seg || !c->tls || c->abandoned)
 		return;
 	c->tls_plain = true;
-	c->tls = false; /* let tg_pg__feed through for this segment */
-	tg_pg__feed(c, seg);
-	c->tls = true;
+	feed_segment(c, seg);
 }
 
 void tg_pg__gap(struct tg_pg_conn *c)

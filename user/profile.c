@@ -641,12 +641,9 @@ void tg_profile__request(struct tg_profile *p, const struct tg_request *req, int
 	if (req->task_key)
 		claim(p, req, req->task_key, id, true);
 	for (uint32_t k = 0; k < req->nset_keys; k++) {
-		/* Only while the address was that Context (request.h). */
-		uint64_t from =
-		    req->start_ns > req->set_since[k] ? req->start_ns : req->set_since[k];
-		uint64_t to = req->end_ns < req->set_until[k] ? req->end_ns : req->set_until[k];
+		uint64_t from, to; /* only while the address was that Context */
 
-		if (from <= to)
+		if (tg_request__set_window(req, k, &from, &to))
 			claim_in(p, req, req->set_keys[k], from, to, id, false);
 	}
 	port = peer_port(req->peer);

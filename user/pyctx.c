@@ -84,7 +84,7 @@ int tg_pyctx__file_offset(const char *path, uint64_t vaddr, uint64_t *off)
 	return 0;
 }
 
-static int read_at(const char *path, uint64_t off, uint8_t *buf, size_t len)
+int tg_pyctx__read_at(const char *path, uint64_t off, uint8_t *buf, size_t len)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	ssize_t got;
@@ -114,7 +114,8 @@ static uint64_t tail_jump(const char *path, const struct seg *segs, size_t n, ui
 	const struct seg *s = seg_of(segs, n, vaddr);
 	uint8_t code[WRAP_SCAN + 4] = {0}, head[4] = {0};
 
-	if (!s || !s->exec || read_at(path, vaddr - s->vaddr + s->offset, code, sizeof(code)))
+	if (!s || !s->exec ||
+	    tg_pyctx__read_at(path, vaddr - s->vaddr + s->offset, code, sizeof(code)))
 		return 0;
 	for (size_t i = 0; i < WRAP_SCAN; i++) {
 		int32_t rel;
@@ -127,7 +128,7 @@ static uint64_t tail_jump(const char *path, const struct seg *segs, size_t n, ui
 		target = vaddr + i + 5 + (uint64_t)(int64_t)rel;
 		ts = seg_of(segs, n, target);
 		if (!ts || !ts->exec ||
-		    read_at(path, target - ts->vaddr + ts->offset, head, sizeof(head)))
+		    tg_pyctx__read_at(path, target - ts->vaddr + ts->offset, head, sizeof(head)))
 			continue;
 		if (looks_like_entry(head))
 			return target;
@@ -142,7 +143,8 @@ static uint64_t new_ctx_call(const char *path, const struct seg *segs, size_t n,
 	const struct seg *s = seg_of(segs, n, vaddr);
 	uint8_t code[64 + 16] = {0};
 
-	if (!s || !s->exec || read_at(path, vaddr - s->vaddr + s->offset, code, sizeof(code)))
+	if (!s || !s->exec ||
+	    tg_pyctx__read_at(path, vaddr - s->vaddr + s->offset, code, sizeof(code)))
 		return 0;
 	for (size_t i = 0; i + 3 <= 64; i++) {
 		if (code[i] != 0x48 || code[i + 1] != 0x89 || code[i + 2] != 0xc7)

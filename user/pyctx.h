@@ -27,6 +27,7 @@
 #define TG_PYCTX_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct tg_pyctx_sites {
@@ -50,5 +51,9 @@ int tg_pyctx__find(const char *path, struct tg_pyctx_sites *out);
 /* The file offset of link-time virtual address vaddr in ELF file path (the
  * PT_LOAD segment holding it). Returns 0, -ENOENT (in no segment), -errno. */
 int tg_pyctx__file_offset(const char *path, uint64_t vaddr, uint64_t *off);
+
+/* Read len bytes at file offset off of path into buf. Returns 0, -EIO (short)
+ * or -errno. */
+int tg_pyctx__read_at(const char *path, uint64_t off, uint8_t *buf, size_t len);
 
 #endif

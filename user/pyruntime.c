@@ -367,6 +367,33 @@ static int each_mapping(pid_t pid, map_fn fn, void *ctx)
 	return ret;
 }
 
+struct file_find {
+	const char *needle;
+	char *out;
+	size_t outlen;
+};
+
+static int file_cb(void *ctx, const char *path, uint64_t start, uint64_t off)
+{
+	struct file_find *f = ctx;
+
+	(void)start;
+	(void)off;
+	if (!strstr(path, f->needle))
+		return 0;
+	if (f->out && (size_t)snprintf(f->out, f->outlen, "%s", path) >= f->outlen)
+		return -ENAMETOOLONG;
+	return 1;
+}
+
+int tg_pyruntime__mapped_file(pid_t pid, const char *needle, char *out, size_t outlen)
+{
+	struct file_find f = {.needle = needle, .out = out, .outlen = outlen};
+	int ret = each_mapping(pid, file_cb, &f);
+
+	return ret == 1 ? 0 : ret < 0 ? ret : -ENOENT;
+}
+
 struct bias_find {
 	pid_t pid;
 	const char *path;

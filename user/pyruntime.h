@@ -59,6 +59,11 @@ int tg_pyruntime__elf_symbol(const char *path, const char *name, uint64_t *value
  * and sets major/minor, or -ENOENT when neither tells. */
 int tg_pyruntime__elf_version(const char *path, int *major, int *minor);
 
+/* The first file mapped by pid whose path contains needle, copied into out
+ * (NULL: only tell whether there is one). Returns 0, -ENOENT (none),
+ * -ESRCH (no such process), -ENAMETOOLONG or -errno. */
+int tg_pyruntime__mapped_file(pid_t pid, const char *needle, char *out, size_t outlen);
+
 /* The load bias of ELF file path in process pid: the runtime address of
  * link-time address 0, from the first mapping of the file whose name in
  * /proc/PID/maps equals path and the file's PT_LOAD headers. 0 for a non-PIE

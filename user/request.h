@@ -7,6 +7,7 @@
 #ifndef TG_REQUEST_H
 #define TG_REQUEST_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #define TG_METHOD_LEN 16
@@ -106,5 +107,15 @@ struct tg_request {
 	char route[TG_ROUTE_LEN];   /* route template, filled in by the pipeline */
 	char peer[TG_PEER_LEN];	    /* "1.2.3.4:5678" or "[::1]:5678", filled in by the pipeline */
 };
+
+/* The part of req's window in which its set key k was that Context
+ * (set_since/set_until) into *from, *to. Returns false when empty. */
+static inline bool tg_request__set_window(const struct tg_request *req, uint32_t k, uint64_t *from,
+					  uint64_t *to)
+{
+	*from = req->start_ns > req->set_since[k] ? req->start_ns : req->set_since[k];
+	*to = req->end_ns < req->set_until[k] ? req->end_ns : req->set_until[k];
+	return *from <= *to;
+}
 
 #endif

@@ -87,11 +87,11 @@ size_t tg_scrub__pg(uint8_t *buf, size_t len)
 
 		if (type < 'A' || type > 'z' || mlen < 4)
 			break;
-		if (type == 'p') {
-			size_t k = body < avail ? body : avail;
-
-			memset(buf + pos + 5, '*', k);
-			n += k;
+		/* Only a whole, plausibly sized message: bytes of other protocols
+		 * that happen to start with 'p' ("plain...") read as a huge length. */
+		if (type == 'p' && body <= avail && mlen <= 65536) {
+			memset(buf + pos + 5, '*', body);
+			n += body;
 		}
 		if (body >= avail)
 			break;

@@ -17,8 +17,9 @@
 /* Scrub buf[0..len) in place. Returns the number of bytes overwritten. */
 size_t tg_scrub__http(uint8_t *buf, size_t len, bool keep_query_values);
 
-/* Scrub the bodies of PostgreSQL PasswordMessage / SASL responses ('p') among
- * the frontend messages that buf[0..len) starts with (what an app wrote to a
+/* Scrub the bodies of PostgreSQL PasswordMessage / SASL responses ('p', whole
+ * in the buffer, at most 64 KiB) among the frontend messages that
+ * buf[0..len) starts with (what an app wrote to a
  * database connection, or handed to OpenSSL for one): the walk stops at the
  * first byte that cannot start a typed message. Returns the number of bytes
  * overwritten. */

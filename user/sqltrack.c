@@ -337,11 +337,9 @@ void tg_sqltrack__request(struct tg_sqltrack *t, struct tg_request *req)
 	/* Statements made in the request's other Contexts (a thread-pool job
 	 * running psycopg2, a child task). */
 	for (uint32_t k = 0; k < req->nset_keys && t->nclaimed < CLAIM_MAX; k++) {
-		uint64_t from =
-		    req->start_ns > req->set_since[k] ? req->start_ns : req->set_since[k];
-		uint64_t to = req->end_ns < req->set_until[k] ? req->end_ns : req->set_until[k];
+		uint64_t from, to; /* only while the address was that Context */
 
-		if (from <= to)
+		if (tg_request__set_window(req, k, &from, &to))
 			t->nclaimed +=
 			    tg_attrib__claim(t->a, req->pid, req->set_keys[k], from, to,
 					     t->claimed + t->nclaimed, CLAIM_MAX - t->nclaimed);

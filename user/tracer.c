@@ -315,23 +315,6 @@ static bool is_pg_port(const struct tg_tracer *t, uint16_t port)
 	return false;
 }
 
-/* Does pid have uvloop's event loop loaded? */
-static bool runs_uvloop(pid_t pid)
-{
-	char path[64], line[512];
-	bool found = false;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
-	f = fopen(path, "re");
-	if (!f)
-		return false;
-	while (!found && fgets(line, sizeof(line), f))
-		found = strstr(line, "/uvloop/loop.") != NULL;
-	fclose(f);
-	return found;
-}
-
 /* pid opened (or had) a PostgreSQL client connection: on uvloop, attach the
  * probe that gives its queued writes their task (bpf/uvwrite.bpf.h). Done
  * here, not with the other task probes, because it fires on every write of
@@ -347,8 +330,8 @@ static void uvwrite_attach(struct tg_tracer *t, pid_t pid)
 		if (p->pid != pid || p->set_add_tried || !p->enter)
 			continue;
 		p->set_add_tried = true;
-		if (!runs_uvloop(pid))
-			return;
+		if (tg_pyruntime__mapped_file(pid, "/uvloop/loop.", NULL, 0))
+			return; /* not running uvloop */
 		p->set_add = attach_or_warn(bpf_program__attach_uprobe_opts(
 						t->skel->progs.tg_set_add, pid, p->file, 0, &uo),
 					    pid, "uvloop write");
@@ -455,6 +438,7 @@ static int on_sample(void *ctx, void *data, size_t size)
 			tls_detach(t, (pid_t)h->pid);
 			bpf_map_delete_elem(bpf_map__fd(t->skel->maps.py_procs), &key);
 		} else if (p->kind == TG_PROC_EXEC) {
+			tls_detach(t, (pid_t)h->pid); /* the new image maps its own libssl */
 			python_register(t, (pid_t)h->pid);
 		} else if (p->kind == TG_PROC_FORK) {
 			python_register(t, (pid_t)p->child_pid);
