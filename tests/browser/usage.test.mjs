@@ -435,10 +435,12 @@ t('a run without usage data: no CPU column, no CPU/GC means, no RSS chart', asyn
 	await page.waitForSelector('#endpoints-table tbody tr');
 	const heads = await page.$$eval('#endpoints-table th', (th) => th.map((x) => x.textContent));
 	assert.ok(!heads.some((x) => /CPU|GC/.test(x)), heads.join('|'));
+	const processAnswer = page.waitForResponse((r) => r.url().includes('/api/process'));
 	await page.goto(base.plain + '#/overview');
 	await page.waitForSelector('[data-card="requests"] .value');
 	await page.waitForFunction(() => !document.querySelector('.loading'));
-	await new Promise((r) => setTimeout(r, 300)); // the /api/process answer
+	await processAnswer; // the RSS chart would be drawn from this answer
+	await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => r())));
 	assert.equal(await page.locator('#process').count(), 0);
 	const id = one(DB.plain, `SELECT max(id) FROM requests WHERE run_id = ${RUN}`);
 	await page.goto(base.plain + `#/requests/${id}`);
