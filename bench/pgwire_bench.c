@@ -17,7 +17,10 @@
  *  - simple: a simple Query of a 300-byte statement and its one-row answer.
  * Statements per second and nanoseconds per statement are printed too.
  *
- *   pgwire_bench [DATA_DIR] [SECONDS_PER_STREAM=1]
+ *   pgwire_bench [DATA_DIR] [SECONDS_PER_STREAM=1] [STREAM]
+ * (STREAM: run only the stream of that name, e.g. oltp, for profiling; a
+ * negative SECONDS_PER_STREAM runs exactly that many passes instead, for
+ * instruction counts under callgrind)
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -281,11 +284,15 @@ static void pass(const struct stream *s, uint64_t *ts)
 	tg_pg__free(c);
 }
 
+static const char *only; /* run only this stream (argv[3]); NULL: all */
+
 static void run(const struct stream *s, double seconds)
 {
 	uint64_t ts = 0, bytes = 0, passes = 0;
 	double t0, t;
 
+	if (only && strcmp(only, s->name))
+		return;
 	emitted = 0;
 	pass(s, &ts); /* warm-up */
 	emitted = 0;
@@ -295,11 +302,10 @@ static void run(const struct stream *s, double seconds)
 		bytes += s->bytes;
 		passes++;
 		t = now_s() - t0;
-	} while (t < seconds);
+	} while (seconds < 0 ? passes < (uint64_t)-seconds : t < seconds);
 	printf("%-10s %8zu B/pass %7.0f MB/s %9.0f statements/s %7.0f ns/statement\n", s->name,
 	       (size_t)s->bytes, (double)bytes / t / 1e6, (double)emitted / t,
 	       emitted ? t * 1e9 / (double)emitted : 0.0);
-	(void)passes;
 }
 
 static void free_stream(struct stream *s)
@@ -313,6 +319,8 @@ int main(int argc, char **argv)
 {
 	const char *dir = argc > 1 ? argv[1] : "tests/data";
 	double seconds = argc > 2 ? atof(argv[2]) : 1.0;
+
+	only = argc > 3 ? argv[3] : NULL;
 	struct stream rec = {.name = "asyncpg"}, rec2 = {.name = "psycopg2"},
 		      oltp = {.name = "oltp"}, rows = {.name = "rows100"},
 		      simp = {.name = "simple"};

@@ -70,8 +70,8 @@ struct pg_op {
 	uint64_t task_key;
 	char command[TG_PG_COMMAND_LEN];
 	char sqlstate[6];
-	char error[TG_PG_ERROR_LEN];
 	char stmt_name[TG_PG_NAME_LEN];
+	char error[TG_PG_ERROR_LEN]; /* last: push_op clears only its first byte */
 };
 
 enum fstate { FS_STARTUP, FS_HDR, FS_BODY, FS_LOST };
@@ -90,7 +90,7 @@ struct framer {
 	uint64_t ts;
 	uint32_t tid;
 	uint64_t task_key;
-	uint8_t buf[BUF_MAX];
+	uint8_t *buf; /* BUF_MAX bytes at the end of the connection */
 };
 
 struct tg_pg_conn {
@@ -112,7 +112,10 @@ struct tg_pg_conn {
 	uint32_t batch_tid, seg_tid;
 	uint64_t batch_task_key, seg_task_key;
 	char db_user[TG_PG_NAME_LEN], db_name[TG_PG_NAME_LEN];
-	struct tg_pg_stmt rec;
+	/* Scratch space, never zeroed (~25 KB: a connection per request
+	 * would spend more on clearing it than on parsing): */
+	struct tg_pg_stmt rec; /* filled field by field by emit_op */
+	uint8_t fe_buf[BUF_MAX], be_buf[BUF_MAX];
 };
 
 /* ---- refcounted texts ---- */
@@ -205,6 +208,29 @@ static void nm_evict_one(struct namemap *m, unsigned start)
 	}
 }
 
+/* Copy the string src into dst of cap bytes, truncated, NUL-terminated
+ * (snprintf's "%s" without its cost: a Bind runs this for every statement). */
+static void copy_cstr(char *dst, size_t cap, const char *src)
+{
+	size_t i = 0;
+
+	/* Byte by byte: these strings are short or empty, where two library
+	 * calls cost more than the loop. */
+	while (i + 1 < cap && src[i]) {
+		dst[i] = src[i];
+		i++;
+	}
+	dst[i] = '\0';
+}
+
+/* Append the string src to dst (of cap bytes, NUL-terminated), truncated. */
+static void append_cstr(char *dst, size_t cap, const char *src)
+{
+	size_t len = tg_strnlen(dst, cap - 1);
+
+	copy_cstr(dst + len, cap - len, src);
+}
+
 /* Takes a new reference on text. */
 static void nm_put(struct namemap *m, const char *name, struct pg_text *text, const char *stmt)
 {
@@ -217,29 +243,31 @@ static void nm_put(struct namemap *m, const char *name, struct pg_text *text, co
 		e = calloc(1, sizeof(*e));
 		if (!e)
 			return;
-		snprintf(e->name, sizeof(e->name), "%s", name);
+		copy_cstr(e->name, sizeof(e->name), name);
 		h = nm_hash(e->name);
 		e->next = m->b[h];
 		m->b[h] = e;
 		m->n++;
 	}
-	text_unref(e->text);
-	e->text = text_ref(text);
-	snprintf(e->stmt, sizeof(e->stmt), "%s", stmt ? stmt : "");
+	if (e->text != text) {
+		text_unref(e->text);
+		e->text = text_ref(text);
+	}
+	copy_cstr(e->stmt, sizeof(e->stmt), stmt ? stmt : "");
 }
 
 static void nm_clear(struct namemap *m)
 {
-	for (unsigned i = 0; i < NM_BUCKETS; i++) {
+	for (unsigned i = 0; i < NM_BUCKETS && m->n; i++) {
 		while (m->b[i]) {
 			struct nm_entry *e = m->b[i];
 
 			m->b[i] = e->next;
 			text_unref(e->text);
 			free(e);
+			m->n--;
 		}
 	}
-	m->n = 0;
 }
 
 /* ---- operation queue ---- */
@@ -262,7 +290,8 @@ static void emit_op(struct tg_pg_conn *c, struct pg_op *op, char txn)
 		return;
 	if (op->kind == OP_SYNC)
 		return;
-	memset(r, 0, offsetof(struct tg_pg_stmt, text));
+	/* Field by field, the error string up to its NUL: the record is
+	 * ~8.6 KB and clearing it cost more than parsing the statement. */
 	r->start_ns = op->start_ns;
 	r->first_row_ns = op->first_row_ns;
 	r->end_ns = op->end_ns;
@@ -276,10 +305,10 @@ static void emit_op(struct tg_pg_conn *c, struct pg_op *op, char txn)
 	r->txn_status = txn;
 	memcpy(r->command, op->command, sizeof(r->command));
 	memcpy(r->sqlstate, op->sqlstate, sizeof(r->sqlstate));
-	memcpy(r->error, op->error, sizeof(r->error));
 	memcpy(r->stmt_name, op->stmt_name, sizeof(r->stmt_name));
 	memcpy(r->db_user, c->db_user, sizeof(r->db_user));
 	memcpy(r->db_name, c->db_name, sizeof(r->db_name));
+	copy_cstr(r->error, sizeof(r->error), op->error);
 	if (op->text) {
 		len = op->text->len;
 		memcpy(r->text, op->text->s, len);
@@ -341,7 +370,9 @@ static struct pg_op *push_op(struct tg_pg_conn *c, uint8_t kind)
 		}
 	}
 	op = &c->ops[c->head + c->n++];
-	memset(op, 0, sizeof(*op));
+	/* All but error's tail (256 bytes, read only up to its NUL). */
+	memset(op, 0, offsetof(struct pg_op, error));
+	op->error[0] = '\0';
 	op->kind = kind;
 	op->rows = -1;
 	return op;
@@ -413,7 +444,9 @@ static void parse_error(struct pg_op *op, const uint8_t *b, size_t n)
 			msg = v;
 		i += l + 1;
 	}
-	snprintf(op->error, sizeof(op->error), "%s: %s", sev ? sev : "ERROR", msg ? msg : "");
+	copy_cstr(op->error, sizeof(op->error), sev ? sev : "ERROR"); /* "%s: %s" */
+	append_cstr(op->error, sizeof(op->error), ": ");
+	append_cstr(op->error, sizeof(op->error), msg ? msg : "");
 	op->flags |= TG_PG_ERROR;
 	if (!strcmp(op->sqlstate, "57014"))
 		op->flags |= TG_PG_CANCELLED;
@@ -775,11 +808,28 @@ static void fe_message(struct tg_pg_conn *c, uint8_t type, const uint8_t *b, siz
 	}
 }
 
+/* Parse, Bind, Execute, Describe, Close, Flush, Sync: extended protocol. */
+static bool batch_message(uint8_t type)
+{
+	switch (type) {
+	case 'P':
+	case 'B':
+	case 'E':
+	case 'D':
+	case 'C':
+	case 'H':
+	case 'S':
+		return true;
+	default:
+		return false;
+	}
+}
+
 static size_t fe_header(struct tg_pg_conn *c, uint8_t type, uint32_t body)
 {
 	struct pg_op *op;
 
-	if (!c->have_batch && strchr("PBEDCHS", type)) {
+	if (!c->have_batch && batch_message(type)) {
 		c->have_batch = true;
 		c->batch_ts = c->fe.ts;
 		c->batch_tid = c->fe.tid;
@@ -1124,11 +1174,14 @@ struct tg_pg_conn *tg_pg__new(const struct tg_pg_cfg *cfg, tg_pg_emit_fn emit, v
 		errno = EINVAL;
 		return NULL;
 	}
-	c = calloc(1, sizeof(*c));
+	c = malloc(sizeof(*c));
 	if (!c) {
 		errno = ENOMEM;
 		return NULL;
 	}
+	memset(c, 0, offsetof(struct tg_pg_conn, rec));
+	c->fe.buf = c->fe_buf;
+	c->be.buf = c->be_buf;
 	if (cfg)
 		c->cfg = *cfg;
 	if (!c->cfg.max_pending)
