@@ -18,6 +18,13 @@
  * writer_ctx as its task key instead of the writing thread's Context, and
  * clears it. Every other PySet_Add call costs the trap and up to three reads.
  *
+ * Without the per-task probes (--no-task-cpu, uvwrite_http set), the same
+ * is done for the app's server (HTTP) connections: their responses are
+ * queued too, and with the task probes off nothing else ties a response to
+ * the task that made it (docs/attribution.md: "From the connection" needs
+ * the Context events), so the response's write carries the task's Context
+ * and the request's statements meet it there.
+ *
  * Recognising a stream: UVHandle's first field after the Cython vtable
  * pointer is `uv_handle_t *_handle` (uv_handle_off), uvloop sets
  * handle->data to the Python object (checked: a key that is not a stream
@@ -28,8 +35,9 @@
 #ifndef TG_UVWRITE_BPF_H
 #define TG_UVWRITE_BPF_H
 
-const volatile __u32 uv_handle_off = 24; /* offsetof(UVHandle object, _handle), x86-64 */
-const volatile __u32 uv_fd_off = 184;	 /* offsetof(uv_stream_t, io_watcher.fd), x86-64 */
+const volatile __u32 uv_handle_off = 24;  /* offsetof(UVHandle object, _handle), x86-64 */
+const volatile __u32 uv_fd_off = 184;	  /* offsetof(uv_stream_t, io_watcher.fd), x86-64 */
+const volatile bool uvwrite_http = false; /* server connections too (no task probes) */
 
 SEC("uprobe")
 int BPF_KPROBE(tg_set_add, void *set, void *key)
@@ -48,8 +56,10 @@ int BPF_KPROBE(tg_set_add, void *set, void *key)
 	if (bpf_probe_read_user(&ck.fd, sizeof(ck.fd), (const __u8 *)handle + uv_fd_off))
 		return 0;
 	val = bpf_map_lookup_elem(&conns, &ck);
-	if (!val || !val->pg || val->tls)
+	if (!val || val->tls)
 		return 0; /* TLS: the task's key rides on its SSL_write (tls.bpf.h) */
+	if (!val->pg && !(uvwrite_http && val->role == TG_ROLE_SERVER))
+		return 0;
 	writer = py_task_key(ck.tgid, (__u32)pid_tgid);
 	if (writer)
 		val->writer_ctx = writer;

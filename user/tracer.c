@@ -240,9 +240,27 @@ static struct bpf_link *attach_or_warn(struct bpf_link *l, pid_t pid, const char
 	return NULL;
 }
 
+/* Keep p in t->probes; false when out of memory. */
+static bool task_probes_add(struct tg_tracer *t, const struct task_probes *p)
+{
+	if (t->nprobes == t->cprobes) {
+		size_t c = t->cprobes ? t->cprobes * 2 : 8;
+		struct task_probes *n = realloc(t->probes, c * sizeof(*n));
+
+		if (!n)
+			return false;
+		t->probes = n;
+		t->cprobes = c;
+	}
+	t->probes[t->nprobes++] = *p;
+	return true;
+}
+
 /* Attach the per-task accounting probes to CPython process pid, whose
  * runtime lives in the ELF file path (as the process names it). Failures
- * are logged; the rest of tracing goes on without them. */
+ * are logged; the rest of tracing goes on without them. With --no-task-cpu
+ * only the runtime's file is kept, for the uvloop write probe (SQL
+ * attribution, uvwrite_attach), which does not depend on them. */
 static void task_probes_attach(struct tg_tracer *t, pid_t pid, const char *path)
 {
 	struct tg_pyctx_sites sites;
@@ -251,24 +269,20 @@ static void task_probes_attach(struct tg_tracer *t, pid_t pid, const char *path)
 	int ret;
 
 	task_probes_detach(t, pid);
-	if (t->no_task_probes)
-		return;
 	/* The file as the target sees it (it may live in another mount namespace). */
 	snprintf(file, sizeof(file), "/proc/%d/root%s", (int)pid, path);
+	if (t->no_task_probes) {
+		snprintf(p.file, sizeof(p.file), "%s", file);
+		task_probes_add(t, &p);
+		return;
+	}
 	ret = tg_pyctx__find(file, &sites);
 	if (ret) {
 		tg_warn("pid %d: no place to probe Context switches in %s (%s): no CPU per request",
 			(int)pid, path, strerror(-ret));
+		snprintf(p.file, sizeof(p.file), "%s", file);
+		task_probes_add(t, &p); /* the uvloop write probe may still go */
 		return;
-	}
-	if (t->nprobes == t->cprobes) {
-		size_t c = t->cprobes ? t->cprobes * 2 : 8;
-		struct task_probes *n = realloc(t->probes, c * sizeof(*n));
-
-		if (!n)
-			return;
-		t->probes = n;
-		t->cprobes = c;
 	}
 	p.enter = attach_or_warn(bpf_program__attach_uprobe(sites.enter_has_ts
 								? t->skel->progs.tg_ctx_enter_ts
@@ -304,7 +318,7 @@ static void task_probes_attach(struct tg_tracer *t, pid_t pid, const char *path)
 		tg_warn("pid %d: %s: CPU per request works on uvloop only", (int)pid, sites.how);
 	tg_debug("pid %d: task probes 0x%x (Context entry: %s; creation: %s)", (int)pid, p.bits,
 		 sites.how, sites.new_call_off ? "call in context_new_from_vars" : "uretprobe");
-	t->probes[t->nprobes++] = p;
+	task_probes_add(t, &p);
 }
 
 static bool is_pg_port(const struct tg_tracer *t, uint16_t port)
@@ -327,7 +341,7 @@ static void uvwrite_attach(struct tg_tracer *t, pid_t pid)
 	for (size_t i = 0; i < t->nprobes; i++) {
 		struct task_probes *p = &t->probes[i];
 
-		if (p->pid != pid || p->set_add_tried || !p->enter)
+		if (p->pid != pid || p->set_add_tried || !p->file[0])
 			continue;
 		p->set_add_tried = true;
 		if (tg_pyruntime__mapped_file(pid, "/uvloop/loop.", NULL, 0))
@@ -491,6 +505,7 @@ static int set_tunables(struct tg_tracer *t, const struct tg_tracer_cfg *cfg, ch
 	if (!t->npg_ports)
 		t->pg_ports[t->npg_ports++] = TG_TRACER_DEFAULT_PG_PORT;
 	t->skel->rodata->follow_children = cfg ? cfg->follow_children != 0 : true;
+	t->skel->rodata->uvwrite_http = cfg && cfg->no_task_probes;
 	if (!cfg || !cfg->sample_hz)
 		bpf_program__set_autoload(t->skel->progs.tg_sample, false);
 	if (ncpus <= 0) {

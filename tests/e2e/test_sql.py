@@ -159,6 +159,41 @@ def test_every_seq_statement_on_its_request(traced):
         assert tagged[0]["n"] == 1
 
 
+def test_attribution_without_task_cpu(pg, app, tmp_path):
+    """--no-task-cpu leaves out the per-task CPU probes, not SQL per request:
+    on asyncio the task writes its statements itself; on uvloop the write
+    probe (PySet_Add) still gives queued writes their task. 12 requests in
+    flight, each statement on its own request."""
+    db = str(tmp_path / "notask.db")
+    tr = Tracer(["--pid", str(app["pid"]), "--db", db, "--pg-port", str(pg["port"]),
+                 "--capture-sql-values", "--no-serve", "-q", "--no-task-cpu"])
+    try:
+        base = 3000 + 100 * (app["loop"] == "uvloop")
+        assert get(app["port"], f"/seq/{base}") == 200  # the first PostgreSQL write attaches
+        tags = list(range(base + 1, base + 13))
+        with concurrent.futures.ThreadPoolExecutor(len(tags)) as ex:
+            assert all(s == 200 for s in ex.map(lambda t: get(app["port"], f"/seq/{t}"), tags))
+    finally:
+        assert tr.stop() == 0, tr.text()
+    reqs = {r["path"]: r for r in db_rows(db, "SELECT * FROM requests")}
+    for tag in tags:
+        qs = db_rows(db, "SELECT * FROM queries WHERE request_id = ? AND statement NOT LIKE ?"
+                         " ORDER BY start_ns", (reqs[f"/seq/{tag}"]["id"], RESET + "%"))
+        # the two parameterised statements were prepared on the pooled
+        # connections by earlier tests, before this tracer attached: they
+        # show as unknown prepared statements, still on their request
+        texts = [q["statement"] for q in qs]
+        assert len(texts) == 3 and texts[0] == f"SELECT {tag} AS tag, pg_sleep(0.01)", (tag, texts)
+        assert all(t in ("INSERT INTO hits (tag) VALUES ($1)",
+                         "SELECT count(*) AS n FROM hits WHERE tag = $1")
+                   or t.startswith("unknown prepared statement __asyncpg_stmt_")
+                   for t in texts[1:]), (tag, texts)
+    # and no statement of these requests was left without one
+    tagged = db_rows(db, "SELECT count(*) AS n FROM queries WHERE statement LIKE ?"
+                         " AND request_id IS NULL", (f"SELECT {base // 100}% AS tag%",))
+    assert tagged[0]["n"] == 0
+
+
 def test_errors_and_n_plus_one(traced):
     traced = traced["db"]
     qs = db_rows(traced, "SELECT q.*, r.path FROM queries q JOIN requests r ON"
