@@ -18,7 +18,8 @@
  *    per-thread map are needed: one tracepoint hit per syscall. Iovec arrays
  *    are walked with bpf_loop (kernel >= 5.17).
  *  - tp_btf/sched_switch: per-thread on-CPU time (task storage), carried by
- *    every event as hdr.oncpu_ns.
+ *    every event as hdr.oncpu_ns; with tp_btf/sched_wakeup, runnable time
+ *    (runq_ns); tp_btf/sched_waking: the wake hint (task.bpf.h).
  *  - tp_btf/sched_process_{fork,exec,exit}: TG_EV_PROC; forked children of
  *    traced processes become traced (follow_children).
  *  - perf_event (software cpu-clock, attached per CPU by userspace when
@@ -45,6 +46,7 @@
 
 #include "timeglass/events.h"
 #include "python.bpf.h"
+#include "tstate.h"
 #include "sock.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";
@@ -89,41 +91,6 @@ struct conn_val {
 	__u8 pad[5];
 	__u64 writer_ctx; /* Context that queued the next write (uvwrite.bpf.h); 0: the writer's */
 	__u64 ssl;	  /* tls: the SSL object last tied to it (tls.bpf.h) */
-};
-
-struct tstate {
-	__u64 oncpu_ns;	  /* on-CPU time accumulated up to the last switch-out */
-	__u64 last_in_ns; /* when the thread was switched in; 0 when unknown/out */
-	__u32 epoch;	  /* traced_epoch when traced was computed */
-	__u8 traced;
-	__u8 pad[3];
-	/* Per-task accounting (task.bpf.h). */
-	__u64 cur_ctx;	  /* the contextvars Context last entered on this thread; 0: none seen */
-	__u64 heap_bytes; /* anonymous mmap + brk growth by this thread, cumulative */
-	__u64 runq_ns;	  /* runnable but not running, cumulative */
-	__u64 runnable_since; /* when it last became runnable (woken, preempted); 0: not */
-	__u64 gc_start_ns;    /* gc__start of the collection in progress; 0: none */
-	__u64 gc_ctx;	      /* the Context current at that gc__start */
-	__u32 gc_gen;
-	__u32 pad2;
-	__u64 wake_ctx; /* Context of the same-process thread that last woke this one */
-	__u8 parked;	/* slept since the last ENTER: the next ENTER is emitted even for
-			   cur_ctx (its address may now be another Context's) */
-	__u8 tls_op;	/* TLS (tls.bpf.h): the SSL call in progress, TG_TLS_*; */
-	__u8 lost;	/* a task/GC event of this thread was dropped: flag the next one */
-	__u8 pad3;
-	__s32 tls_fd;	  /* a TLS connection's socket syscall made inside it; -1: none */
-	__u64 tls_ssl;	  /* its SSL object; 0: no SSL call in progress */
-	__u64 tls_buf;	  /* its buffer */
-	__u64 tls_aux;	  /* its size_t *written / *readbytes (the _ex calls) */
-	__u64 tls_in_ns;  /* last socket read on a TLS connection: when */
-	__u32 tls_in_fd1; /* ... and its fd + 1 (0: none since the last SSL read) */
-	__u32 py_epoch;	  /* py_task_key's cache: traced_epoch when filled */
-	__u64 py_ts;	  /* ... the thread's PyThreadState (0: none cached) */
-	__u64 py_ident;	  /* ... its thread id field's value for this thread */
-	__u16 py_tid_off; /* ... offsets of that field and of the Context */
-	__u16 py_ctx_off;
-	__u32 pad5;
 };
 
 /* State of a walk over an iovec array: one bpf_loop step per iovec. It lives
@@ -691,32 +658,42 @@ int BPF_PROG(tg_sched_switch, bool preempt, struct task_struct *prev, struct tas
 	return 0;
 }
 
-/* A traced thread was woken: it waits for a CPU from now (runq_ns). */
-static __always_inline void on_wakeup(struct task_struct *p)
+/* A traced thread was woken: it waits for a CPU from now (runq_ns).
+ * sched_wakeup fires where the thread is enqueued, which the scheduler orders
+ * after the thread is off its CPU (try_to_wake_up waits for p->on_cpu to
+ * clear, or leaves the activation to that CPU's wake list), so the reset at
+ * its switch-out above never erases the mark of the wake-up that ends its
+ * sleep; a wake-up while it is still running (not dequeued yet) marks it and
+ * the switch-out decides. The wake list's latency (sched_waking to here,
+ * microseconds) is not counted. A thread made by fork (sched_wakeup_new) has
+ * no storage before its first switch-in, and its first wait for a CPU comes
+ * before its first event, so userspace could not give it to anything: not
+ * hooked. */
+SEC("tp_btf/sched_wakeup")
+int BPF_PROG(tg_sched_wakeup, struct task_struct *p)
 {
 	struct tstate *s;
 
 	if (!traced_epoch)
-		return;
+		return 0;
 	s = bpf_task_storage_get(&tstates, p, 0, 0);
-	if (!s || !s->traced)
-		return;
-	if (!s->runnable_since)
+	if (s && s->traced && !s->runnable_since)
 		s->runnable_since = bpf_ktime_get_ns();
-	task_wake_hint(p, s);
-}
-
-SEC("tp_btf/sched_wakeup")
-int BPF_PROG(tg_sched_wakeup, struct task_struct *p)
-{
-	on_wakeup(p);
 	return 0;
 }
 
-SEC("tp_btf/sched_wakeup_new")
-int BPF_PROG(tg_sched_wakeup_new, struct task_struct *p)
+/* A thread is being woken: the wake hint (task_wake_hint). sched_waking, not
+ * sched_wakeup: it runs in try_to_wake_up, in the waker's context (current
+ * is the waker, or the task an interrupt that wakes it hit), where
+ * sched_wakeup, with the wake list (TTWU_QUEUE: the target CPU is idle or
+ * shares no cache with the waker's), runs in the target CPU's IPI, whose
+ * current is whatever runs there (its idle task, most often). Wake-ups
+ * across processes cost two loads and compares. */
+SEC("tp_btf/sched_waking")
+int BPF_PROG(tg_sched_waking, struct task_struct *p)
 {
-	on_wakeup(p);
+	if (traced_epoch)
+		task_wake_hint(p);
 	return 0;
 }
 
