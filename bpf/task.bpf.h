@@ -25,7 +25,9 @@
  *  - sched_switch (in io.bpf.c) calls task_park() when a thread that entered
  *    a Context goes to sleep: TG_EV_TASK PARK, so the CPU a thread-pool
  *    worker spent on a job is known when it blocks.
- *  - tp/syscalls/sys_exit_{mmap,brk}: heap growth per thread (counter only).
+ *  - tp/syscalls/sys_exit_{mmap,brk}, sys_enter_mprotect: heap growth per
+ *    thread (counter only): readable or writable anonymous mappings, PROT_NONE
+ *    ones when mprotect opens them, brk increases.
  *  - sched_wakeup / sched_switch (in io.bpf.c): runnable time per thread.
  *  - sched_waking (in io.bpf.c, the waker's context) calls task_wake_hint():
  *    a thread woken by another thread of its process that runs in a Context
@@ -45,6 +47,10 @@
 #include <bpf/usdt.bpf.h>
 
 #define TG_MAP_ANONYMOUS 0x20
+#define TG_PROT_READ 0x1
+#define TG_PROT_WRITE 0x2
+#define TG_VM_READ 0x1 /* vm_area_struct.vm_flags */
+#define TG_VM_WRITE 0x2
 
 /* brk() value last seen per process, to turn brk calls into growth. */
 struct {
@@ -262,6 +268,11 @@ int BPF_USDT(tg_gc_done, long collected)
 	return 0;
 }
 
+/* Heap growth counts address space a thread made usable: anonymous mappings
+ * that can be read or written when they are made, and anonymous PROT_NONE
+ * memory when mprotect opens it. Reservations made PROT_NONE (glibc's 64 MiB
+ * per-thread malloc heaps, which it opens piecewise as they grow; guard
+ * pages) are not growth until then. */
 SEC("tp/syscalls/sys_exit_mmap")
 int tg_exit_mmap(struct trace_event_raw_sys_exit *ctx)
 {
@@ -275,8 +286,49 @@ int tg_exit_mmap(struct trace_event_raw_sys_exit *ctx)
 	if (!s)
 		return 0;
 	regs = cur_regs();
-	if (BPF_CORE_READ(regs, r10) & TG_MAP_ANONYMOUS)
+	if ((BPF_CORE_READ(regs, r10) & TG_MAP_ANONYMOUS) &&
+	    (BPF_CORE_READ(regs, dx) & (TG_PROT_READ | TG_PROT_WRITE)))
 		s->heap_bytes += BPF_CORE_READ(regs, si);
+	return 0;
+}
+
+struct prot_open {
+	__u64 start, len; /* the mprotect range */
+	__u64 bytes;	  /* out: the part of it that is anonymous PROT_NONE now */
+};
+
+static long prot_none_part(struct task_struct *task, struct vm_area_struct *vma, void *data)
+{
+	struct prot_open *o = data;
+	__u64 end = vma->vm_end;
+
+	(void)task;
+	if (vma->vm_file || (vma->vm_flags & (TG_VM_READ | TG_VM_WRITE)))
+		return 0;
+	if (end - o->start > o->len)
+		end = o->start + o->len;
+	o->bytes = end - o->start;
+	return 0;
+}
+
+/* mprotect opening PROT_NONE anonymous memory: at entry, while the mapping
+ * still has its old protection (bpf_find_vma, the mapping that holds the
+ * start address; a range over several mappings counts the first one's part;
+ * not counted when another thread holds the process's mmap lock for writing,
+ * nor, at entry, known to fail: a rare ENOMEM). */
+SEC("tp/syscalls/sys_enter_mprotect")
+int tg_enter_mprotect(struct trace_event_raw_sys_enter *ctx)
+{
+	struct prot_open o = {.start = ctx->args[0], .len = (ctx->args[1] + 4095) & ~4095ULL};
+	struct tstate *s;
+
+	if (!(ctx->args[2] & (TG_PROT_READ | TG_PROT_WRITE)) || !o.len)
+		return 0;
+	s = task_state();
+	if (!s)
+		return 0;
+	if (!bpf_find_vma(bpf_get_current_task_btf(), o.start, prot_none_part, &o, 0))
+		s->heap_bytes += o.bytes;
 	return 0;
 }
 

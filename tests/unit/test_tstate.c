@@ -6,6 +6,8 @@
  * process traces itself or a child:
  *  - the wake hint is the waker's Context even when the wakee's CPU is idle
  *    (wake list: sched_wakeup runs there, not in the waker);
+ *  - heap_bytes counts readable/writable anonymous mappings, not PROT_NONE
+ *    reservations, and counts PROT_NONE memory that mprotect opens, once;
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -25,6 +27,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -36,6 +39,8 @@
 #ifndef PIDFD_THREAD
 #define PIDFD_THREAD O_EXCL
 #endif
+
+#define MIB (1ULL << 20)
 
 static int on_event(void *ctx, const void *ev, size_t size)
 {
@@ -171,10 +176,63 @@ static void test_wake_hint_is_the_wakers_context(void **state)
 	assert_int_equal(n, 1);
 }
 
+static __u64 heap_now(struct tg_tracer *tr, int self)
+{
+	struct tstate s;
+
+	get_state(tr, self, &s);
+	return s.heap_bytes;
+}
+
+static void test_heap_counts_accessible_anonymous_memory(void **state)
+{
+	struct tg_tracer *tr = open_tracer();
+	__u64 h0, h1, h2, h3, h4, h5;
+	int self;
+	char *resv, *rw;
+
+	(void)state;
+	assert_int_equal(tg_tracer__add_pid(tr, getpid()), 0);
+	usleep(20000); /* switched out and in since: the thread has its storage */
+	self = pidfd(getpid(), 0);
+	h0 = heap_now(tr, self);
+	/* A reservation, as glibc makes for a thread's malloc heap. */
+	resv = mmap(NULL, 64 * MIB, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	assert_true(resv != MAP_FAILED);
+	h1 = heap_now(tr, self);
+	/* ... opened piecewise as the heap grows. */
+	assert_int_equal(mprotect(resv, MIB, PROT_READ | PROT_WRITE), 0);
+	h2 = heap_now(tr, self);
+	assert_int_equal(mprotect(resv, MIB, PROT_READ), 0); /* open already */
+	h3 = heap_now(tr, self);
+	rw = mmap(NULL, 2 * MIB, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	assert_true(rw != MAP_FAILED);
+	h4 = heap_now(tr, self);
+	/* Another piece, at the reservation's end (the mapping's part is counted
+	 * up to the mapping's end). */
+	assert_int_equal(mprotect(resv + 63 * MIB, MIB, PROT_READ | PROT_WRITE), 0);
+	h5 = heap_now(tr, self);
+	print_message("reserve +%llu, open 1 MiB +%llu, again +%llu, map 2 MiB +%llu, open 1 MiB "
+		      "+%llu\n",
+		      (unsigned long long)(h1 - h0), (unsigned long long)(h2 - h1),
+		      (unsigned long long)(h3 - h2), (unsigned long long)(h4 - h3),
+		      (unsigned long long)(h5 - h4));
+	munmap(resv, 64 * MIB);
+	munmap(rw, 2 * MIB);
+	close(self);
+	tg_tracer__close(tr);
+	assert_int_equal(h1 - h0, 0);
+	assert_int_equal(h2 - h1, MIB);
+	assert_int_equal(h3 - h2, 0);
+	assert_int_equal(h4 - h3, 2 * MIB);
+	assert_int_equal(h5 - h4, MIB);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup(test_wake_hint_is_the_wakers_context, need_root),
+	    cmocka_unit_test_setup(test_heap_counts_accessible_anonymous_memory, need_root),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
