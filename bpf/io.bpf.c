@@ -21,7 +21,8 @@
  *    every event as hdr.oncpu_ns; with tp_btf/sched_wakeup, runnable time
  *    (runq_ns); tp_btf/sched_waking: the wake hint (task.bpf.h).
  *  - tp_btf/sched_process_{fork,exec,exit}: TG_EV_PROC; forked children of
- *    traced processes become traced (follow_children).
+ *    traced processes become traced (follow_children). An exec forgets what
+ *    the maps and the thread's storage cached about the old image.
  *  - perf_event (software cpu-clock, attached per CPU by userspace when
  *    sampling is on): TG_EV_SAMPLE for threads of traced processes, with the
  *    Python stack and asyncio task keys read by python.bpf.h for processes
@@ -743,10 +744,34 @@ int BPF_PROG(tg_sched_fork, struct task_struct *parent, struct task_struct *chil
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(tg_sched_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 {
+	__u32 tgid = p->tgid, tid = p->pid;
 	struct tg_ev_proc *ev;
+	struct tstate *s;
 
-	if (!pid_traced(p->tgid))
+	if (!pid_traced(tgid))
 		return 0;
+	/* A new program: what the thread's storage (which survives exec with the
+	 * task) and the per-process maps hold about the old one's memory goes.
+	 * The cumulative counters stay: userspace takes differences. py_procs
+	 * is written again by userspace for the new image, after this event. */
+	s = bpf_task_storage_get(&tstates, p, 0, 0);
+	if (s) {
+		s->cur_ctx = 0;
+		s->wake_ctx = 0;
+		s->parked = 0;
+		s->gc_start_ns = 0;
+		s->gc_ctx = 0;
+		s->tls_op = 0;
+		s->tls_fd = -1;
+		s->tls_ssl = 0;
+		s->tls_in_fd1 = 0;
+		s->py_ts = 0;
+		s->py_epoch = 0;
+	}
+	bpf_map_delete_elem(&proc_brk, &tgid);
+	bpf_map_delete_elem(&py_procs, &tgid);
+	bpf_map_delete_elem(&py_tstates, &tid);
+	bpf_map_delete_elem(&tls_procs, &tgid);
 	ev = proc_event(TG_PROC_EXEC);
 	if (!ev)
 		return 0;

@@ -8,6 +8,9 @@
  *    (wake list: sched_wakeup runs there, not in the waker);
  *  - heap_bytes counts readable/writable anonymous mappings, not PROT_NONE
  *    reservations, and counts PROT_NONE memory that mprotect opens, once;
+ *  - exec forgets the thread's Context, Python and TLS caches and the
+ *    process's last brk (a new image's brk is elsewhere: it was counted as
+ *    growth).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -228,11 +231,98 @@ static void test_heap_counts_accessible_anonymous_memory(void **state)
 	assert_int_equal(h5 - h4, MIB);
 }
 
+static void test_exec_forgets_the_old_image(void **state)
+{
+	struct tg_tracer *tr = open_tracer();
+	int go[2], cfd, brk_fd = tg_tracer__map_fd(tr, "proc_brk");
+	__u64 low_brk = 4096, v;
+	__u32 key;
+	struct tstate s;
+	char comm[32] = "";
+	pid_t pid;
+
+	(void)state;
+	assert_int_equal(pipe(go), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (!pid) {
+		char c;
+
+		close(go[1]);
+		if (read(go[0], &c, 1) == 1)
+			execl("/bin/sleep", "sleep", "5", (char *)NULL);
+		_exit(127);
+	}
+	close(go[0]);
+	assert_int_equal(tg_tracer__add_pid(tr, pid), 0);
+	cfd = pidfd(pid, 0);
+	/* What the old image left: a Context, cached Python thread state and
+	 * offsets, a GC and an SSL call in progress, its brk (far below where
+	 * the new image's will be). */
+	memset(&s, 0, sizeof(s));
+	s.traced = 1;
+	s.cur_ctx = 0x7f0000001000;
+	s.wake_ctx = 0x7f0000002000;
+	s.parked = 1;
+	s.gc_start_ns = 1;
+	s.gc_ctx = 0x7f0000001000;
+	s.tls_ssl = 0x7f0000003000;
+	s.tls_in_fd1 = 8;
+	s.py_ts = 0x7f0000004000;
+	s.py_ident = (__u64)pid;
+	s.py_tid_off = 8;
+	s.py_ctx_off = 16;
+	s.py_epoch = 1;
+	s.oncpu_ns = 123456;
+	put_state(tr, cfd, &s);
+	key = (__u32)pid;
+	assert_int_equal(bpf_map_update_elem(brk_fd, &key, &low_brk, BPF_ANY), 0);
+	assert_int_equal(write(go[1], "x", 1), 1);
+	for (int i = 0; i < 200 && strcmp(comm, "sleep\n"); i++) {
+		char path[64];
+		FILE *f;
+
+		usleep(10000);
+		snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
+		f = fopen(path, "r");
+		assert_non_null(f);
+		if (!fgets(comm, sizeof(comm), f))
+			comm[0] = 0;
+		fclose(f);
+	}
+	assert_string_equal(comm, "sleep\n");
+	usleep(100000); /* the loader's brk calls */
+	tg_tracer__poll(tr, 0);
+	get_state(tr, cfd, &s);
+	v = 0;
+	bpf_map_lookup_elem(brk_fd, &key, &v);
+	print_message("after exec: cur_ctx 0x%llx py_ts 0x%llx heap %llu brk 0x%llx\n",
+		      (unsigned long long)s.cur_ctx, (unsigned long long)s.py_ts,
+		      (unsigned long long)s.heap_bytes, (unsigned long long)v);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	close(cfd);
+	close(go[1]);
+	tg_tracer__close(tr);
+	assert_int_equal(s.cur_ctx, 0);
+	assert_int_equal(s.wake_ctx, 0);
+	assert_int_equal(s.parked, 0);
+	assert_int_equal(s.gc_start_ns, 0);
+	assert_int_equal(s.tls_ssl, 0);
+	assert_int_equal(s.tls_in_fd1, 0);
+	assert_int_equal(s.py_ts, 0);
+	assert_true(s.oncpu_ns >= 123456); /* counters go on */
+	/* The new image's brk() calls start from its own break. */
+	assert_true(s.heap_bytes < 64 * MIB);
+	assert_true(v > low_brk);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup(test_wake_hint_is_the_wakers_context, need_root),
 	    cmocka_unit_test_setup(test_heap_counts_accessible_anonymous_memory, need_root),
+	    cmocka_unit_test_setup(test_exec_forgets_the_old_image, need_root),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
