@@ -181,14 +181,19 @@ static __always_inline __u64 rb_flags(void)
 									     : BPF_RB_NO_WAKEUP;
 }
 
-/* The current thread's cumulative on-CPU time at now. A thread seen for the
- * first time (running since before attach) starts counting now. */
-static __always_inline __u64 cur_oncpu(__u64 now)
+/* The current thread's storage, created when missing (for a thread of a
+ * traced process: the caller knows it is one). */
+static __always_inline struct tstate *cur_tstate(void)
 {
-	struct task_struct *task = bpf_get_current_task_btf();
-	struct tstate *s;
+	return bpf_task_storage_get(&tstates, bpf_get_current_task_btf(), 0,
+				    BPF_LOCAL_STORAGE_GET_F_CREATE);
+}
 
-	s = bpf_task_storage_get(&tstates, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+/* The current thread's cumulative on-CPU time at now, from its storage s
+ * (NULL: unknown, 0). A thread seen for the first time (running since before
+ * attach) starts counting now. */
+static __always_inline __u64 cur_oncpu(struct tstate *s, __u64 now)
+{
 	if (!s)
 		return 0;
 	if (!s->traced) {
@@ -201,7 +206,10 @@ static __always_inline __u64 cur_oncpu(__u64 now)
 	return s->oncpu_ns;
 }
 
-static __always_inline void fill_hdr(struct tg_ev_hdr *h, __u16 type, __u16 size, __u64 pid_tgid)
+/* The header of an event of the current thread, whose storage s the caller
+ * holds (cur_tstate()). */
+static __always_inline void fill_hdr_s(struct tg_ev_hdr *h, __u16 type, __u16 size, __u64 pid_tgid,
+				       struct tstate *s)
 {
 	__u64 now = bpf_ktime_get_ns();
 
@@ -211,7 +219,12 @@ static __always_inline void fill_hdr(struct tg_ev_hdr *h, __u16 type, __u16 size
 	h->pid = pid_tgid >> 32;
 	h->tid = (__u32)pid_tgid;
 	h->ts_ns = now;
-	h->oncpu_ns = cur_oncpu(now);
+	h->oncpu_ns = cur_oncpu(s, now);
+}
+
+static __always_inline void fill_hdr(struct tg_ev_hdr *h, __u16 type, __u16 size, __u64 pid_tgid)
+{
+	fill_hdr_s(h, type, size, pid_tgid, cur_tstate());
 }
 
 static __always_inline struct pt_regs *cur_regs(void)
@@ -369,13 +382,12 @@ static long iov_step(__u64 i, void *data)
 
 /* The asyncio task key of the current thread (its PyThreadState's current
  * contextvars Context), or 0 when the process is not a known CPython or the
- * thread has no thread state. The thread state's address and the offsets are
- * cached in the thread's task storage: two user reads (the thread-id check,
- * the Context) when the cache holds; a py_procs lookup and the cached
- * thread-state lookup (python.bpf.h) when it does not. */
-static __always_inline __u64 py_task_key(__u32 tgid, __u32 tid)
+ * thread has no thread state. s: the thread's storage (NULL: none, no cache).
+ * The thread state's address and the offsets are cached there: two user reads
+ * (the thread-id check, the Context) when the cache holds; a py_procs lookup
+ * and the cached thread-state lookup (python.bpf.h) when it does not. */
+static __always_inline __u64 py_task_key(struct tstate *s, __u32 tgid, __u32 tid)
 {
-	struct tstate *s = bpf_task_storage_get(&tstates, bpf_get_current_task_btf(), 0, 0);
 	const struct tg_py_proc *cfg;
 	__u64 ts;
 
@@ -409,6 +421,7 @@ static __always_inline int on_data(int fd, long ret, __u8 sys, __u8 dir, const v
 	struct conn_val *val;
 	struct tg_ev_data *ev;
 	struct scratch *sc;
+	struct tstate *s;
 	__u32 zero_cpu, seq, len, cap, head = 0, tail = 0, size;
 	__u8 flags = 0;
 
@@ -428,10 +441,9 @@ static __always_inline int on_data(int fd, long ret, __u8 sys, __u8 dir, const v
 	len = ret > 0xffffffffL ? 0xffffffffU : (__u32)ret;
 	cap = clamp_head(val->pg ? pg_capture_bytes : capture_bytes);
 
+	s = cur_tstate(); /* for the header, the TLS rules and the task key */
 	if (val->tls) {
 		/* Ciphertext: no payload; the socket I/O places SSL objects. */
-		struct tstate *s = bpf_task_storage_get(&tstates, bpf_get_current_task_btf(), 0, 0);
-
 		if (s)
 			tls_socket_event(s, fd, dir);
 		flags |= TG_DATA_CIPHER;
@@ -488,7 +500,7 @@ static __always_inline int on_data(int fd, long ret, __u8 sys, __u8 dir, const v
 
 	size = (sizeof(*ev) + head + tail + 7) & ~7U;
 	BOUND(size, sizeof(*ev) + TG_HEAD_MAX + TG_TAIL_MAX);
-	fill_hdr(&ev->hdr, TG_EV_DATA, size, pid_tgid);
+	fill_hdr_s(&ev->hdr, TG_EV_DATA, size, pid_tgid, s);
 	ev->conn_id = val->conn_id;
 	ev->seq = seq;
 	ev->fd = fd;
@@ -507,7 +519,7 @@ static __always_inline int on_data(int fd, long ret, __u8 sys, __u8 dir, const v
 		ev->task_key = val->writer_ctx;
 		val->writer_ctx = 0;
 		if (!ev->task_key)
-			ev->task_key = py_task_key(key.tgid, (__u32)pid_tgid);
+			ev->task_key = py_task_key(s, key.tgid, (__u32)pid_tgid);
 	}
 	if (bpf_ringbuf_output(&events, ev, size, rb_flags()))
 		count(dropped);

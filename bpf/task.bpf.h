@@ -87,7 +87,7 @@ static __always_inline void task_emit(struct tstate *s, __u32 kind, __u64 ctx, _
 		s->lost = 1;
 		return;
 	}
-	fill_hdr(&ev->hdr, TG_EV_TASK, sizeof(*ev), bpf_get_current_pid_tgid());
+	fill_hdr_s(&ev->hdr, TG_EV_TASK, sizeof(*ev), bpf_get_current_pid_tgid(), s);
 	task_fill(ev, bpf_get_current_task_btf(), s, kind, ctx, parent);
 	bpf_ringbuf_submit(ev, rb_flags());
 	count(emitted);
@@ -118,18 +118,25 @@ static __always_inline void task_park(struct task_struct *prev, struct tstate *s
 	count(emitted);
 }
 
-/* The current thread's storage, when its process is traced. */
+/* The current thread's storage, when its process is traced. Whether it is
+ * comes from the storage when its traced flag was computed at the current
+ * traced_epoch (sched_switch does at switch-in, and so does this), from
+ * traced_pids otherwise: one lookup instead of two on most hits. */
 static __always_inline struct tstate *task_state(void)
 {
-	struct tstate *s;
+	struct task_struct *task = bpf_get_current_task_btf();
+	__u32 epoch = traced_epoch;
+	struct tstate *s = bpf_task_storage_get(&tstates, task, 0, 0);
 
-	if (!pid_traced(bpf_get_current_pid_tgid() >> 32))
+	if (s && s->epoch == epoch)
+		return s->traced ? s : NULL;
+	if (!pid_traced(task->tgid))
 		return NULL;
-	s = bpf_task_storage_get(&tstates, bpf_get_current_task_btf(), 0,
-				 BPF_LOCAL_STORAGE_GET_F_CREATE);
-	if (s && !s->traced) {
+	if (!s)
+		s = bpf_task_storage_get(&tstates, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (s) {
 		s->traced = 1;
-		s->epoch = traced_epoch;
+		s->epoch = epoch;
 	}
 	return s;
 }
@@ -197,7 +204,7 @@ static __always_inline int ctx_created(__u64 ctx)
 	s = task_state();
 	if (!s)
 		return 0;
-	parent = py_task_key(pid_tgid >> 32, (__u32)pid_tgid);
+	parent = py_task_key(s, pid_tgid >> 32, (__u32)pid_tgid);
 	if (parent) {
 		/* The thread runs in parent now (read, not inferred): userspace
 		 * takes the LINK as a switch to it too, so must the dedup. */
@@ -235,7 +242,7 @@ int BPF_USDT(tg_gc_start, int generation)
 		return 0;
 	s->gc_start_ns = bpf_ktime_get_ns();
 	s->gc_gen = (__u32)generation;
-	s->gc_ctx = py_task_key(pid_tgid >> 32, (__u32)pid_tgid);
+	s->gc_ctx = py_task_key(s, pid_tgid >> 32, (__u32)pid_tgid);
 	if (!s->gc_ctx)
 		s->gc_ctx = s->cur_ctx;
 	return 0;
@@ -256,7 +263,7 @@ int BPF_USDT(tg_gc_done, long collected)
 		s->lost = 1;
 		return 0;
 	}
-	fill_hdr(&ev->hdr, TG_EV_GC, sizeof(*ev), bpf_get_current_pid_tgid());
+	fill_hdr_s(&ev->hdr, TG_EV_GC, sizeof(*ev), bpf_get_current_pid_tgid(), s);
 	ev->start_ns = s->gc_start_ns;
 	ev->ctx = s->gc_start_ns ? s->gc_ctx : 0; /* start not seen: unknown */
 	ev->collected = collected;
