@@ -18,9 +18,11 @@
  *    per-thread map are needed: one tracepoint hit per syscall. Iovec arrays
  *    are walked with bpf_loop (kernel >= 5.17).
  *  - tp_btf/sched_switch: per-thread on-CPU time (task storage), carried by
- *    every event as hdr.oncpu_ns.
+ *    every event as hdr.oncpu_ns; with tp_btf/sched_wakeup, runnable time
+ *    (runq_ns); tp_btf/sched_waking: the wake hint (task.bpf.h).
  *  - tp_btf/sched_process_{fork,exec,exit}: TG_EV_PROC; forked children of
- *    traced processes become traced (follow_children).
+ *    traced processes become traced (follow_children). An exec forgets what
+ *    the maps and the thread's storage cached about the old image.
  *  - perf_event (software cpu-clock, attached per CPU by userspace when
  *    sampling is on): TG_EV_SAMPLE for threads of traced processes, with the
  *    Python stack and asyncio task keys read by python.bpf.h for processes
@@ -45,6 +47,7 @@
 
 #include "timeglass/events.h"
 #include "python.bpf.h"
+#include "tstate.h"
 #include "sock.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";
@@ -89,41 +92,6 @@ struct conn_val {
 	__u8 pad[5];
 	__u64 writer_ctx; /* Context that queued the next write (uvwrite.bpf.h); 0: the writer's */
 	__u64 ssl;	  /* tls: the SSL object last tied to it (tls.bpf.h) */
-};
-
-struct tstate {
-	__u64 oncpu_ns;	  /* on-CPU time accumulated up to the last switch-out */
-	__u64 last_in_ns; /* when the thread was switched in; 0 when unknown/out */
-	__u32 epoch;	  /* traced_epoch when traced was computed */
-	__u8 traced;
-	__u8 pad[3];
-	/* Per-task accounting (task.bpf.h). */
-	__u64 cur_ctx;	  /* the contextvars Context last entered on this thread; 0: none seen */
-	__u64 heap_bytes; /* anonymous mmap + brk growth by this thread, cumulative */
-	__u64 runq_ns;	  /* runnable but not running, cumulative */
-	__u64 runnable_since; /* when it last became runnable (woken, preempted); 0: not */
-	__u64 gc_start_ns;    /* gc__start of the collection in progress; 0: none */
-	__u64 gc_ctx;	      /* the Context current at that gc__start */
-	__u32 gc_gen;
-	__u32 pad2;
-	__u64 wake_ctx; /* Context of the same-process thread that last woke this one */
-	__u8 parked;	/* slept since the last ENTER: the next ENTER is emitted even for
-			   cur_ctx (its address may now be another Context's) */
-	__u8 tls_op;	/* TLS (tls.bpf.h): the SSL call in progress, TG_TLS_*; */
-	__u8 lost;	/* a task/GC event of this thread was dropped: flag the next one */
-	__u8 pad3;
-	__s32 tls_fd;	  /* a TLS connection's socket syscall made inside it; -1: none */
-	__u64 tls_ssl;	  /* its SSL object; 0: no SSL call in progress */
-	__u64 tls_buf;	  /* its buffer */
-	__u64 tls_aux;	  /* its size_t *written / *readbytes (the _ex calls) */
-	__u64 tls_in_ns;  /* last socket read on a TLS connection: when */
-	__u32 tls_in_fd1; /* ... and its fd + 1 (0: none since the last SSL read) */
-	__u32 py_epoch;	  /* py_task_key's cache: traced_epoch when filled */
-	__u64 py_ts;	  /* ... the thread's PyThreadState (0: none cached) */
-	__u64 py_ident;	  /* ... its thread id field's value for this thread */
-	__u16 py_tid_off; /* ... offsets of that field and of the Context */
-	__u16 py_ctx_off;
-	__u32 pad5;
 };
 
 /* State of a walk over an iovec array: one bpf_loop step per iovec. It lives
@@ -213,14 +181,19 @@ static __always_inline __u64 rb_flags(void)
 									     : BPF_RB_NO_WAKEUP;
 }
 
-/* The current thread's cumulative on-CPU time at now. A thread seen for the
- * first time (running since before attach) starts counting now. */
-static __always_inline __u64 cur_oncpu(__u64 now)
+/* The current thread's storage, created when missing (for a thread of a
+ * traced process: the caller knows it is one). */
+static __always_inline struct tstate *cur_tstate(void)
 {
-	struct task_struct *task = bpf_get_current_task_btf();
-	struct tstate *s;
+	return bpf_task_storage_get(&tstates, bpf_get_current_task_btf(), 0,
+				    BPF_LOCAL_STORAGE_GET_F_CREATE);
+}
 
-	s = bpf_task_storage_get(&tstates, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+/* The current thread's cumulative on-CPU time at now, from its storage s
+ * (NULL: unknown, 0). A thread seen for the first time (running since before
+ * attach) starts counting now. */
+static __always_inline __u64 cur_oncpu(struct tstate *s, __u64 now)
+{
 	if (!s)
 		return 0;
 	if (!s->traced) {
@@ -233,7 +206,10 @@ static __always_inline __u64 cur_oncpu(__u64 now)
 	return s->oncpu_ns;
 }
 
-static __always_inline void fill_hdr(struct tg_ev_hdr *h, __u16 type, __u16 size, __u64 pid_tgid)
+/* The header of an event of the current thread, whose storage s the caller
+ * holds (cur_tstate()). */
+static __always_inline void fill_hdr_s(struct tg_ev_hdr *h, __u16 type, __u16 size, __u64 pid_tgid,
+				       struct tstate *s)
 {
 	__u64 now = bpf_ktime_get_ns();
 
@@ -243,7 +219,12 @@ static __always_inline void fill_hdr(struct tg_ev_hdr *h, __u16 type, __u16 size
 	h->pid = pid_tgid >> 32;
 	h->tid = (__u32)pid_tgid;
 	h->ts_ns = now;
-	h->oncpu_ns = cur_oncpu(now);
+	h->oncpu_ns = cur_oncpu(s, now);
+}
+
+static __always_inline void fill_hdr(struct tg_ev_hdr *h, __u16 type, __u16 size, __u64 pid_tgid)
+{
+	fill_hdr_s(h, type, size, pid_tgid, cur_tstate());
 }
 
 static __always_inline struct pt_regs *cur_regs(void)
@@ -401,13 +382,12 @@ static long iov_step(__u64 i, void *data)
 
 /* The asyncio task key of the current thread (its PyThreadState's current
  * contextvars Context), or 0 when the process is not a known CPython or the
- * thread has no thread state. The thread state's address and the offsets are
- * cached in the thread's task storage: two user reads (the thread-id check,
- * the Context) when the cache holds; a py_procs lookup and the cached
- * thread-state lookup (python.bpf.h) when it does not. */
-static __always_inline __u64 py_task_key(__u32 tgid, __u32 tid)
+ * thread has no thread state. s: the thread's storage (NULL: none, no cache).
+ * The thread state's address and the offsets are cached there: two user reads
+ * (the thread-id check, the Context) when the cache holds; a py_procs lookup
+ * and the cached thread-state lookup (python.bpf.h) when it does not. */
+static __always_inline __u64 py_task_key(struct tstate *s, __u32 tgid, __u32 tid)
 {
-	struct tstate *s = bpf_task_storage_get(&tstates, bpf_get_current_task_btf(), 0, 0);
 	const struct tg_py_proc *cfg;
 	__u64 ts;
 
@@ -441,6 +421,7 @@ static __always_inline int on_data(int fd, long ret, __u8 sys, __u8 dir, const v
 	struct conn_val *val;
 	struct tg_ev_data *ev;
 	struct scratch *sc;
+	struct tstate *s;
 	__u32 zero_cpu, seq, len, cap, head = 0, tail = 0, size;
 	__u8 flags = 0;
 
@@ -460,10 +441,9 @@ static __always_inline int on_data(int fd, long ret, __u8 sys, __u8 dir, const v
 	len = ret > 0xffffffffL ? 0xffffffffU : (__u32)ret;
 	cap = clamp_head(val->pg ? pg_capture_bytes : capture_bytes);
 
+	s = cur_tstate(); /* for the header, the TLS rules and the task key */
 	if (val->tls) {
 		/* Ciphertext: no payload; the socket I/O places SSL objects. */
-		struct tstate *s = bpf_task_storage_get(&tstates, bpf_get_current_task_btf(), 0, 0);
-
 		if (s)
 			tls_socket_event(s, fd, dir);
 		flags |= TG_DATA_CIPHER;
@@ -520,7 +500,7 @@ static __always_inline int on_data(int fd, long ret, __u8 sys, __u8 dir, const v
 
 	size = (sizeof(*ev) + head + tail + 7) & ~7U;
 	BOUND(size, sizeof(*ev) + TG_HEAD_MAX + TG_TAIL_MAX);
-	fill_hdr(&ev->hdr, TG_EV_DATA, size, pid_tgid);
+	fill_hdr_s(&ev->hdr, TG_EV_DATA, size, pid_tgid, s);
 	ev->conn_id = val->conn_id;
 	ev->seq = seq;
 	ev->fd = fd;
@@ -539,7 +519,7 @@ static __always_inline int on_data(int fd, long ret, __u8 sys, __u8 dir, const v
 		ev->task_key = val->writer_ctx;
 		val->writer_ctx = 0;
 		if (!ev->task_key)
-			ev->task_key = py_task_key(key.tgid, (__u32)pid_tgid);
+			ev->task_key = py_task_key(s, key.tgid, (__u32)pid_tgid);
 	}
 	if (bpf_ringbuf_output(&events, ev, size, rb_flags()))
 		count(dropped);
@@ -691,32 +671,42 @@ int BPF_PROG(tg_sched_switch, bool preempt, struct task_struct *prev, struct tas
 	return 0;
 }
 
-/* A traced thread was woken: it waits for a CPU from now (runq_ns). */
-static __always_inline void on_wakeup(struct task_struct *p)
+/* A traced thread was woken: it waits for a CPU from now (runq_ns).
+ * sched_wakeup fires where the thread is enqueued, which the scheduler orders
+ * after the thread is off its CPU (try_to_wake_up waits for p->on_cpu to
+ * clear, or leaves the activation to that CPU's wake list), so the reset at
+ * its switch-out above never erases the mark of the wake-up that ends its
+ * sleep; a wake-up while it is still running (not dequeued yet) marks it and
+ * the switch-out decides. The wake list's latency (sched_waking to here,
+ * microseconds) is not counted. A thread made by fork (sched_wakeup_new) has
+ * no storage before its first switch-in, and its first wait for a CPU comes
+ * before its first event, so userspace could not give it to anything: not
+ * hooked. */
+SEC("tp_btf/sched_wakeup")
+int BPF_PROG(tg_sched_wakeup, struct task_struct *p)
 {
 	struct tstate *s;
 
 	if (!traced_epoch)
-		return;
+		return 0;
 	s = bpf_task_storage_get(&tstates, p, 0, 0);
-	if (!s || !s->traced)
-		return;
-	if (!s->runnable_since)
+	if (s && s->traced && !s->runnable_since)
 		s->runnable_since = bpf_ktime_get_ns();
-	task_wake_hint(p, s);
-}
-
-SEC("tp_btf/sched_wakeup")
-int BPF_PROG(tg_sched_wakeup, struct task_struct *p)
-{
-	on_wakeup(p);
 	return 0;
 }
 
-SEC("tp_btf/sched_wakeup_new")
-int BPF_PROG(tg_sched_wakeup_new, struct task_struct *p)
+/* A thread is being woken: the wake hint (task_wake_hint). sched_waking, not
+ * sched_wakeup: it runs in try_to_wake_up, in the waker's context (current
+ * is the waker, or the task an interrupt that wakes it hit), where
+ * sched_wakeup, with the wake list (TTWU_QUEUE: the target CPU is idle or
+ * shares no cache with the waker's), runs in the target CPU's IPI, whose
+ * current is whatever runs there (its idle task, most often). Wake-ups
+ * across processes cost two loads and compares. */
+SEC("tp_btf/sched_waking")
+int BPF_PROG(tg_sched_waking, struct task_struct *p)
 {
-	on_wakeup(p);
+	if (traced_epoch)
+		task_wake_hint(p);
 	return 0;
 }
 
@@ -766,10 +756,34 @@ int BPF_PROG(tg_sched_fork, struct task_struct *parent, struct task_struct *chil
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(tg_sched_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 {
+	__u32 tgid = p->tgid, tid = p->pid;
 	struct tg_ev_proc *ev;
+	struct tstate *s;
 
-	if (!pid_traced(p->tgid))
+	if (!pid_traced(tgid))
 		return 0;
+	/* A new program: what the thread's storage (which survives exec with the
+	 * task) and the per-process maps hold about the old one's memory goes.
+	 * The cumulative counters stay: userspace takes differences. py_procs
+	 * is written again by userspace for the new image, after this event. */
+	s = bpf_task_storage_get(&tstates, p, 0, 0);
+	if (s) {
+		s->cur_ctx = 0;
+		s->wake_ctx = 0;
+		s->parked = 0;
+		s->gc_start_ns = 0;
+		s->gc_ctx = 0;
+		s->tls_op = 0;
+		s->tls_fd = -1;
+		s->tls_ssl = 0;
+		s->tls_in_fd1 = 0;
+		s->py_ts = 0;
+		s->py_epoch = 0;
+	}
+	bpf_map_delete_elem(&proc_brk, &tgid);
+	bpf_map_delete_elem(&py_procs, &tgid);
+	bpf_map_delete_elem(&py_tstates, &tid);
+	bpf_map_delete_elem(&tls_procs, &tgid);
 	ev = proc_event(TG_PROC_EXEC);
 	if (!ev)
 		return 0;

@@ -25,11 +25,14 @@
  *  - sched_switch (in io.bpf.c) calls task_park() when a thread that entered
  *    a Context goes to sleep: TG_EV_TASK PARK, so the CPU a thread-pool
  *    worker spent on a job is known when it blocks.
- *  - tp/syscalls/sys_exit_{mmap,brk}: heap growth per thread (counter only).
- *  - sched_wakeup (in io.bpf.c) calls task_wake_hint(): a thread woken by
- *    another thread of its process that runs in a Context carries that
- *    Context as the parent of the next Context it enters (the thread-pool
- *    hand-off), without a probe on the hand-off itself.
+ *  - tp/syscalls/sys_exit_{mmap,brk}, sys_enter_mprotect: heap growth per
+ *    thread (counter only): readable or writable anonymous mappings, PROT_NONE
+ *    ones when mprotect opens them, brk increases.
+ *  - sched_wakeup / sched_switch (in io.bpf.c): runnable time per thread.
+ *  - sched_waking (in io.bpf.c, the waker's context) calls task_wake_hint():
+ *    a thread woken by another thread of its process that runs in a Context
+ *    carries that Context as the parent of the next Context it enters (the
+ *    thread-pool hand-off), without a probe on the hand-off itself.
  *
  * Cost, measured on this VM (docs/performance.md): a uprobe hit is a trap,
  * ~1.1 us each here; asyncio and uvloop switch Context ~3 times per request
@@ -44,6 +47,10 @@
 #include <bpf/usdt.bpf.h>
 
 #define TG_MAP_ANONYMOUS 0x20
+#define TG_PROT_READ 0x1
+#define TG_PROT_WRITE 0x2
+#define TG_VM_READ 0x1 /* vm_area_struct.vm_flags */
+#define TG_VM_WRITE 0x2
 
 /* brk() value last seen per process, to turn brk calls into growth. */
 struct {
@@ -80,7 +87,7 @@ static __always_inline void task_emit(struct tstate *s, __u32 kind, __u64 ctx, _
 		s->lost = 1;
 		return;
 	}
-	fill_hdr(&ev->hdr, TG_EV_TASK, sizeof(*ev), bpf_get_current_pid_tgid());
+	fill_hdr_s(&ev->hdr, TG_EV_TASK, sizeof(*ev), bpf_get_current_pid_tgid(), s);
 	task_fill(ev, bpf_get_current_task_btf(), s, kind, ctx, parent);
 	bpf_ringbuf_submit(ev, rb_flags());
 	count(emitted);
@@ -111,39 +118,50 @@ static __always_inline void task_park(struct task_struct *prev, struct tstate *s
 	count(emitted);
 }
 
-/* The current thread's storage, when its process is traced. */
+/* The current thread's storage, when its process is traced. Whether it is
+ * comes from the storage when its traced flag was computed at the current
+ * traced_epoch (sched_switch does at switch-in, and so does this), from
+ * traced_pids otherwise: one lookup instead of two on most hits. */
 static __always_inline struct tstate *task_state(void)
 {
-	struct tstate *s;
+	struct task_struct *task = bpf_get_current_task_btf();
+	__u32 epoch = traced_epoch;
+	struct tstate *s = bpf_task_storage_get(&tstates, task, 0, 0);
 
-	if (!pid_traced(bpf_get_current_pid_tgid() >> 32))
+	if (s && s->epoch == epoch)
+		return s->traced ? s : NULL;
+	if (!pid_traced(task->tgid))
 		return NULL;
-	s = bpf_task_storage_get(&tstates, bpf_get_current_task_btf(), 0,
-				 BPF_LOCAL_STORAGE_GET_F_CREATE);
-	if (s && !s->traced) {
+	if (!s)
+		s = bpf_task_storage_get(&tstates, task, 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (s) {
 		s->traced = 1;
-		s->epoch = traced_epoch;
+		s->epoch = epoch;
 	}
 	return s;
 }
 
-/* p (traced, storage s) is being woken. When the waker is a thread of the
- * same process running in a Context, remember that Context: a thread-pool
- * worker woken to run a job enters the job's Context (a copy_context() made
- * outside PyContext_CopyCurrent's probe, e.g. by anyio) next, and userspace
- * takes the waker's Context as its parent (TG_TASK_ENTER's parent field).
- * A wake-up from an interrupt that happened to hit such a thread leaves a
- * stale hint; it is overwritten by the next real hand-off and only used for
- * a Context userspace has not seen created. */
-static __always_inline void task_wake_hint(struct task_struct *p, struct tstate *s)
+/* p is being woken (sched_waking: current is the waker). When p is a traced
+ * thread and the waker a thread of the same process running in a Context,
+ * remember that Context: a thread-pool worker woken to run a job enters the
+ * job's Context (a copy_context() made outside PyContext_CopyCurrent's probe,
+ * e.g. by anyio) next, and the ENTER carries the waker's Context as its
+ * parent. userspace (user/taskcpu.c) does not use it yet: every Context
+ * creation is probed (LINK). A wake-up from an interrupt that happened to hit
+ * such a thread leaves a stale hint; it is overwritten by the next real
+ * hand-off. */
+static __always_inline void task_wake_hint(struct task_struct *p)
 {
 	struct task_struct *cur = bpf_get_current_task_btf();
-	struct tstate *w;
+	struct tstate *s, *w;
 
 	if (cur == p || cur->tgid != p->tgid)
 		return;
 	w = bpf_task_storage_get(&tstates, cur, 0, 0);
-	if (w && w->traced && w->cur_ctx)
+	if (!w || !w->traced || !w->cur_ctx)
+		return;
+	s = bpf_task_storage_get(&tstates, p, 0, 0);
+	if (s && s->traced)
 		s->wake_ctx = w->cur_ctx;
 }
 
@@ -186,7 +204,7 @@ static __always_inline int ctx_created(__u64 ctx)
 	s = task_state();
 	if (!s)
 		return 0;
-	parent = py_task_key(pid_tgid >> 32, (__u32)pid_tgid);
+	parent = py_task_key(s, pid_tgid >> 32, (__u32)pid_tgid);
 	if (parent) {
 		/* The thread runs in parent now (read, not inferred): userspace
 		 * takes the LINK as a switch to it too, so must the dedup. */
@@ -224,7 +242,7 @@ int BPF_USDT(tg_gc_start, int generation)
 		return 0;
 	s->gc_start_ns = bpf_ktime_get_ns();
 	s->gc_gen = (__u32)generation;
-	s->gc_ctx = py_task_key(pid_tgid >> 32, (__u32)pid_tgid);
+	s->gc_ctx = py_task_key(s, pid_tgid >> 32, (__u32)pid_tgid);
 	if (!s->gc_ctx)
 		s->gc_ctx = s->cur_ctx;
 	return 0;
@@ -245,7 +263,7 @@ int BPF_USDT(tg_gc_done, long collected)
 		s->lost = 1;
 		return 0;
 	}
-	fill_hdr(&ev->hdr, TG_EV_GC, sizeof(*ev), bpf_get_current_pid_tgid());
+	fill_hdr_s(&ev->hdr, TG_EV_GC, sizeof(*ev), bpf_get_current_pid_tgid(), s);
 	ev->start_ns = s->gc_start_ns;
 	ev->ctx = s->gc_start_ns ? s->gc_ctx : 0; /* start not seen: unknown */
 	ev->collected = collected;
@@ -257,6 +275,11 @@ int BPF_USDT(tg_gc_done, long collected)
 	return 0;
 }
 
+/* Heap growth counts address space a thread made usable: anonymous mappings
+ * that can be read or written when they are made, and anonymous PROT_NONE
+ * memory when mprotect opens it. Reservations made PROT_NONE (glibc's 64 MiB
+ * per-thread malloc heaps, which it opens piecewise as they grow; guard
+ * pages) are not growth until then. */
 SEC("tp/syscalls/sys_exit_mmap")
 int tg_exit_mmap(struct trace_event_raw_sys_exit *ctx)
 {
@@ -270,8 +293,49 @@ int tg_exit_mmap(struct trace_event_raw_sys_exit *ctx)
 	if (!s)
 		return 0;
 	regs = cur_regs();
-	if (BPF_CORE_READ(regs, r10) & TG_MAP_ANONYMOUS)
+	if ((BPF_CORE_READ(regs, r10) & TG_MAP_ANONYMOUS) &&
+	    (BPF_CORE_READ(regs, dx) & (TG_PROT_READ | TG_PROT_WRITE)))
 		s->heap_bytes += BPF_CORE_READ(regs, si);
+	return 0;
+}
+
+struct prot_open {
+	__u64 start, len; /* the mprotect range */
+	__u64 bytes;	  /* out: the part of it that is anonymous PROT_NONE now */
+};
+
+static long prot_none_part(struct task_struct *task, struct vm_area_struct *vma, void *data)
+{
+	struct prot_open *o = data;
+	__u64 end = vma->vm_end;
+
+	(void)task;
+	if (vma->vm_file || (vma->vm_flags & (TG_VM_READ | TG_VM_WRITE)))
+		return 0;
+	if (end - o->start > o->len)
+		end = o->start + o->len;
+	o->bytes = end - o->start;
+	return 0;
+}
+
+/* mprotect opening PROT_NONE anonymous memory: at entry, while the mapping
+ * still has its old protection (bpf_find_vma, the mapping that holds the
+ * start address; a range over several mappings counts the first one's part;
+ * not counted when another thread holds the process's mmap lock for writing,
+ * nor, at entry, known to fail: a rare ENOMEM). */
+SEC("tp/syscalls/sys_enter_mprotect")
+int tg_enter_mprotect(struct trace_event_raw_sys_enter *ctx)
+{
+	struct prot_open o = {.start = ctx->args[0], .len = (ctx->args[1] + 4095) & ~4095ULL};
+	struct tstate *s;
+
+	if (!(ctx->args[2] & (TG_PROT_READ | TG_PROT_WRITE)) || !o.len)
+		return 0;
+	s = task_state();
+	if (!s)
+		return 0;
+	if (!bpf_find_vma(bpf_get_current_task_btf(), o.start, prot_none_part, &o, 0))
+		s->heap_bytes += o.bytes;
 	return 0;
 }
 

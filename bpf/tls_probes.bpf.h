@@ -147,10 +147,10 @@ int BPF_KRETPROBE(tg_ssl_ret, long ret)
 		flags |= TG_DATA_HEAD_TRUNC;
 	size = (sizeof(*ev) + head + 7) & ~7U;
 	BOUND(size, sizeof(*ev) + TG_HEAD_MAX);
-	fill_hdr(&ev->hdr, TG_EV_TLS, size, pid_tgid);
+	fill_hdr_s(&ev->hdr, TG_EV_TLS, size, pid_tgid, s);
 	ev->ssl = ssl;
 	ev->conn_id = conn_id;
-	ev->task_key = dir == TG_DIR_OUT ? py_task_key(tgid, (__u32)pid_tgid) : 0;
+	ev->task_key = dir == TG_DIR_OUT ? py_task_key(s, tgid, (__u32)pid_tgid) : 0;
 	ev->len = (__u32)n;
 	ev->head_len = head;
 	ev->dir = dir;

@@ -60,7 +60,8 @@ int BPF_KPROBE(tg_set_add, void *set, void *key)
 		return 0; /* TLS: the task's key rides on its SSL_write (tls.bpf.h) */
 	if (!val->pg && !(uvwrite_http && val->role == TG_ROLE_SERVER))
 		return 0;
-	writer = py_task_key(ck.tgid, (__u32)pid_tgid);
+	writer = py_task_key(bpf_task_storage_get(&tstates, bpf_get_current_task_btf(), 0, 0),
+			     ck.tgid, (__u32)pid_tgid);
 	if (writer)
 		val->writer_ctx = writer;
 	return 0;

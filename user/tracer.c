@@ -397,6 +397,11 @@ static void tls_detach(struct tg_tracer *t, pid_t pid)
 	}
 }
 
+int tg_tracer__map_fd(const struct tg_tracer *t, const char *name)
+{
+	return t && name ? bpf_object__find_map_fd_by_name(t->skel->obj, name) : -EINVAL;
+}
+
 int tg_tracer__task_probes(const struct tg_tracer *t, pid_t pid)
 {
 	for (size_t i = 0; t && i < t->nprobes; i++)

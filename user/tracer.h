@@ -80,6 +80,11 @@ int tg_tracer__add_pid(struct tg_tracer *t, pid_t pid);
 #define TG_TASK_PROBES_UVWRITE 0x10 /* uvloop's queued PostgreSQL writes keep their task */
 int tg_tracer__task_probes(const struct tg_tracer *t, pid_t pid);
 
+/* The descriptor of the BPF map called name (bpf/io.bpf.c), or -errno: for
+ * the kernel tests, which read what the programs keep (tests/unit/
+ * test_tstate.c). Owned by the tracer. */
+int tg_tracer__map_fd(const struct tg_tracer *t, const char *name);
+
 /* Stop tracing pid. Returns 0 or -errno. */
 int tg_tracer__remove_pid(struct tg_tracer *t, pid_t pid);
 

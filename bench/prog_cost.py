@@ -1,0 +1,185 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: MIT
+"""Average cost per run of each of the tracer's BPF programs under load
+(needs root, wrk, bpftool, a built timeglass).
+
+Starts the demo app (one uvicorn worker), then for each round and each
+tracer binary given (--timeglass, repeatable: e.g. a copy of the previous
+build and the current one, so an A/B comparison runs on the same app, in
+alternation), starts `timeglass trace --pid APP`, runs wrk on every --path
+for --seconds each and reads `bpftool prog show --json` before and after:
+run_time_ns / run_cnt deltas of the programs the tracer holds (found by the
+pid that owns them), i.e. the average ns per run of each program during the
+load. Prints, per binary and program, the median over rounds of that average
+and the median run count per round.
+
+kernel.bpf_stats_enabled is turned on for the measurement and set back to
+its previous value at the end. The machine is shared and noisy: quote medians,
+compare binaries within one invocation only.
+
+    sudo /usr/bin/python3 bench/prog_cost.py --timeglass /tmp/old/timeglass \\
+        --timeglass build/timeglass --rounds 5
+"""
+
+import argparse
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+PY = "/usr/bin/python3"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(port, timeout=20):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                if s.recv(100).startswith(b"HTTP/1.1 200"):
+                    return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    sys.exit(f"prog_cost.py: the app does not answer on port {port}")
+
+
+def prog_ids(pid):
+    """Ids of the BPF programs process pid holds a descriptor of (its fdinfo;
+    Debian's bpftool shows no owner pids)."""
+    ids = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+                for line in f:
+                    if line.startswith("prog_id:"):
+                        ids.add(int(line.split()[1]))
+        except OSError:
+            pass
+    return ids
+
+
+def progs_of(pid):
+    """name -> (run_time_ns, run_cnt) of the BPF programs process pid holds."""
+    ids = prog_ids(pid)
+    out = subprocess.run(["bpftool", "prog", "show", "--json"], check=True,
+                         capture_output=True, text=True).stdout
+    res = {}
+    for p in json.loads(out):
+        if p.get("id") not in ids:
+            continue
+        name = p.get("name", "?")
+        t, c = res.get(name, (0, 0))
+        res[name] = (t + p.get("run_time_ns", 0), c + p.get("run_cnt", 0))
+    return res
+
+
+class Tracer:
+    def __init__(self, binary, pid, db, extra):
+        cmd = [binary, "trace", "--pid", str(pid), "--db", db, "--no-serve"] + extra
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                     text=True)
+        self.lines = []
+        self.attached = threading.Event()
+        threading.Thread(target=self._drain, daemon=True).start()
+        if not self.attached.wait(60):
+            self.stop()
+            sys.exit("prog_cost.py: the tracer did not attach:\n" + "".join(self.lines[-20:]))
+
+    def _drain(self):
+        for line in self.proc.stderr:
+            self.lines.append(line)
+            if "timeglass: attached" in line:
+                self.attached.set()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--timeglass", action="append", help="tracer binary (repeatable)")
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--seconds", type=int, default=8, help="wrk duration per path")
+    ap.add_argument("--path", action="append", help="default: /hello and /sync-cpu?n=2000")
+    ap.add_argument("--loop", default="uvloop", choices=["uvloop", "asyncio"])
+    ap.add_argument("--connections", type=int, default=16)
+    ap.add_argument("--trace-arg", action="append", default=[])
+    args = ap.parse_args()
+    binaries = args.timeglass or [os.path.join(REPO, "build", "timeglass")]
+    paths = args.path or ["/hello", "/sync-cpu?n=2000"]
+    with open("/proc/sys/kernel/bpf_stats_enabled") as f:
+        stats_before = f.read().strip()
+    port = free_port()
+    app = subprocess.Popen([PY, "-m", "uvicorn", "app:app", "--app-dir",
+                            os.path.join(REPO, "examples"), "--host", "127.0.0.1", "--port",
+                            str(port), "--loop", args.loop, "--log-level", "warning",
+                            "--no-access-log"], stdout=subprocess.DEVNULL)
+    per = {b: {} for b in binaries}  # binary -> prog -> [(ns per run, runs)]
+    try:
+        wait_ready(port)
+        with open("/proc/sys/kernel/bpf_stats_enabled", "w") as f:
+            f.write("1")
+        print(f"app pid {app.pid}, loop {args.loop}, paths {paths}, {args.seconds}s each, "
+              f"{args.rounds} rounds")
+        with tempfile.TemporaryDirectory(prefix="tg-progcost-") as tmp:
+            for r in range(args.rounds):
+                order = binaries if r % 2 == 0 else binaries[::-1]
+                for b in order:
+                    tr = Tracer(b, app.pid, os.path.join(tmp, f"r{r}.db"), args.trace_arg)
+                    time.sleep(0.5)
+                    before = progs_of(tr.proc.pid)
+                    for path in paths:
+                        subprocess.run(["wrk", "-t1", f"-c{args.connections}",
+                                        f"-d{args.seconds}s", f"http://127.0.0.1:{port}{path}"],
+                                       check=True, capture_output=True)
+                    after = progs_of(tr.proc.pid)
+                    tr.stop()
+                    for name, (t1, c1) in after.items():
+                        t0, c0 = before.get(name, (0, 0))
+                        if c1 > c0:
+                            per[b].setdefault(name, []).append(((t1 - t0) / (c1 - c0), c1 - c0))
+                    os.unlink(os.path.join(tmp, f"r{r}.db"))
+    finally:
+        with open("/proc/sys/kernel/bpf_stats_enabled", "w") as f:
+            f.write(stats_before)
+        app.send_signal(signal.SIGTERM)
+        try:
+            app.wait(20)
+        except subprocess.TimeoutExpired:
+            app.kill()
+            app.wait()
+    names = sorted({n for b in binaries for n in per[b]})
+    print(f"{'program':24}" + "".join(f"{os.path.basename(os.path.dirname(b)) + '/' + os.path.basename(b):>34}"
+                                     for b in binaries))
+    print(f"{'':24}" + "".join(f"{'median ns/run   runs/round':>34}" for _ in binaries))
+    for n in names:
+        row = f"{n:24}"
+        for b in binaries:
+            v = per[b].get(n)
+            row += (f"{statistics.median(x for x, _ in v):>16.0f} {statistics.median(c for _, c in v):>16.0f} "
+                    if v else f"{'-':>34}")
+        print(row)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,329 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * What the BPF programs keep per thread (the task storage tstates, read and
+ * written here through a pidfd, with bpf/tstate.h's layout) and per process,
+ * checked on the real programs (needs root; skipped otherwise). The test
+ * process traces itself or a child:
+ *  - the wake hint is the waker's Context even when the wakee's CPU is idle
+ *    (wake list: sched_wakeup runs there, not in the waker);
+ *  - heap_bytes counts readable/writable anonymous mappings, not PROT_NONE
+ *    reservations, and counts PROT_NONE memory that mprotect opens, once;
+ *  - exec forgets the thread's Context, Python and TLS caches and the
+ *    process's last brk (a new image's brk is elsewhere: it was counted as
+ *    growth).
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <bpf/bpf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/types.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tracer.h"
+#include "tstate.h"
+
+#ifndef PIDFD_THREAD
+#define PIDFD_THREAD O_EXCL
+#endif
+
+#define MIB (1ULL << 20)
+
+static int on_event(void *ctx, const void *ev, size_t size)
+{
+	(void)ctx;
+	(void)ev;
+	(void)size;
+	return 0;
+}
+
+static int need_root(void **state)
+{
+	(void)state;
+	if (geteuid() != 0)
+		skip();
+	return 0;
+}
+
+static struct tg_tracer *open_tracer(void)
+{
+	struct tg_tracer_cfg cfg = {.no_task_probes = 1};
+	char err[512];
+	struct tg_tracer *tr = tg_tracer__open(&cfg, on_event, NULL, err, sizeof(err));
+
+	if (!tr)
+		fail_msg("tracer: %s", err);
+	return tr;
+}
+
+static int pidfd(pid_t tid, unsigned int flags)
+{
+	int fd = (int)syscall(SYS_pidfd_open, tid, flags);
+
+	assert_true(fd >= 0);
+	return fd;
+}
+
+static void get_state(struct tg_tracer *tr, int pfd, struct tstate *s)
+{
+	memset(s, 0, sizeof(*s));
+	assert_int_equal(bpf_map_lookup_elem(tg_tracer__map_fd(tr, "tstates"), &pfd, s), 0);
+}
+
+static void put_state(struct tg_tracer *tr, int pfd, const struct tstate *s)
+{
+	assert_int_equal(bpf_map_update_elem(tg_tracer__map_fd(tr, "tstates"), &pfd, s, BPF_ANY),
+			 0);
+}
+
+/* Run the calling thread on cpu only (-1: on every CPU). */
+static void pin(int cpu)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	for (int i = 0; i < CPU_SETSIZE; i++)
+		if (cpu < 0 || i == cpu)
+			CPU_SET(i, &set);
+	assert_int_equal(sched_setaffinity(0, sizeof(set), &set), 0);
+}
+
+struct sleeper {
+	int pipe[2];
+	pid_t tid;
+	int ready, woke;
+};
+
+static void *sleeper_main(void *arg)
+{
+	struct sleeper *w = arg;
+	char c;
+
+	pin(1);
+	w->tid = (pid_t)syscall(SYS_gettid);
+	__atomic_store_n(&w->ready, 1, __ATOMIC_RELEASE);
+	/* CPU 1 has nothing else of ours: it idles while this sleeps. */
+	if (read(w->pipe[0], &c, 1) != 1)
+		return arg;
+	__atomic_store_n(&w->woke, 1, __ATOMIC_RELEASE);
+	/* Alive (its storage with it) until the test has read it. */
+	return read(w->pipe[0], &c, 1) == 1 ? NULL : arg;
+}
+
+static void test_wake_hint_is_the_wakers_context(void **state)
+{
+	const __u64 ctx = 0x7f0000c0ffe0;
+	struct tg_tracer *tr;
+	struct sleeper w = {0};
+	struct tstate s;
+	pthread_t th;
+	void *ret;
+	int self, wfd, n = 0;
+
+	(void)state;
+	if (sysconf(_SC_NPROCESSORS_ONLN) < 2)
+		skip();
+	tr = open_tracer();
+	assert_int_equal(tg_tracer__add_pid(tr, getpid()), 0);
+	pin(0);
+	assert_int_equal(pipe(w.pipe), 0);
+	assert_int_equal(pthread_create(&th, NULL, sleeper_main, &w), 0);
+	while (!__atomic_load_n(&w.ready, __ATOMIC_ACQUIRE))
+		usleep(1000);
+	usleep(50000); /* asleep in read() by now */
+	wfd = pidfd(w.tid, PIDFD_THREAD);
+	get_state(tr, wfd, &s);
+	assert_int_equal(s.traced, 1);
+	assert_int_equal(s.wake_ctx, 0);
+	/* This thread (the process's first: its pidfd is the process's) runs
+	 * in a Context, as the event loop would. */
+	self = pidfd(getpid(), 0);
+	get_state(tr, self, &s);
+	s.cur_ctx = ctx;
+	s.traced = 1;
+	put_state(tr, self, &s);
+	assert_int_equal(write(w.pipe[1], "x", 1), 1);
+	while (!__atomic_load_n(&w.woke, __ATOMIC_ACQUIRE))
+		usleep(1000);
+	get_state(tr, wfd, &s);
+	n = s.wake_ctx == ctx;
+	print_message("wake_ctx 0x%llx\n", (unsigned long long)s.wake_ctx);
+	assert_int_equal(write(w.pipe[1], "x", 1), 1);
+	assert_int_equal(pthread_join(th, &ret), 0);
+	assert_null(ret);
+	get_state(tr, self, &s);
+	s.cur_ctx = 0;
+	put_state(tr, self, &s);
+	close(wfd);
+	close(self);
+	close(w.pipe[0]);
+	close(w.pipe[1]);
+	pin(-1);
+	tg_tracer__close(tr);
+	assert_int_equal(n, 1);
+}
+
+static __u64 heap_now(struct tg_tracer *tr, int self)
+{
+	struct tstate s;
+
+	get_state(tr, self, &s);
+	return s.heap_bytes;
+}
+
+static void test_heap_counts_accessible_anonymous_memory(void **state)
+{
+	struct tg_tracer *tr = open_tracer();
+	__u64 h0, h1, h2, h3, h4, h5;
+	int self;
+	char *resv, *rw;
+
+	(void)state;
+	assert_int_equal(tg_tracer__add_pid(tr, getpid()), 0);
+	usleep(20000); /* switched out and in since: the thread has its storage */
+	self = pidfd(getpid(), 0);
+	h0 = heap_now(tr, self);
+	/* A reservation, as glibc makes for a thread's malloc heap. */
+	resv = mmap(NULL, 64 * MIB, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	assert_true(resv != MAP_FAILED);
+	h1 = heap_now(tr, self);
+	/* ... opened piecewise as the heap grows. */
+	assert_int_equal(mprotect(resv, MIB, PROT_READ | PROT_WRITE), 0);
+	h2 = heap_now(tr, self);
+	assert_int_equal(mprotect(resv, MIB, PROT_READ), 0); /* open already */
+	h3 = heap_now(tr, self);
+	rw = mmap(NULL, 2 * MIB, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	assert_true(rw != MAP_FAILED);
+	h4 = heap_now(tr, self);
+	/* Another piece, at the reservation's end (the mapping's part is counted
+	 * up to the mapping's end). */
+	assert_int_equal(mprotect(resv + 63 * MIB, MIB, PROT_READ | PROT_WRITE), 0);
+	h5 = heap_now(tr, self);
+	print_message("reserve +%llu, open 1 MiB +%llu, again +%llu, map 2 MiB +%llu, open 1 MiB "
+		      "+%llu\n",
+		      (unsigned long long)(h1 - h0), (unsigned long long)(h2 - h1),
+		      (unsigned long long)(h3 - h2), (unsigned long long)(h4 - h3),
+		      (unsigned long long)(h5 - h4));
+	munmap(resv, 64 * MIB);
+	munmap(rw, 2 * MIB);
+	close(self);
+	tg_tracer__close(tr);
+	assert_int_equal(h1 - h0, 0);
+	assert_int_equal(h2 - h1, MIB);
+	assert_int_equal(h3 - h2, 0);
+	assert_int_equal(h4 - h3, 2 * MIB);
+	assert_int_equal(h5 - h4, MIB);
+}
+
+static void test_exec_forgets_the_old_image(void **state)
+{
+	struct tg_tracer *tr = open_tracer();
+	int go[2], cfd, brk_fd = tg_tracer__map_fd(tr, "proc_brk");
+	__u64 low_brk = 4096, v;
+	__u32 key;
+	struct tstate s;
+	char comm[32] = "";
+	pid_t pid;
+
+	(void)state;
+	assert_int_equal(pipe(go), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (!pid) {
+		char c;
+
+		close(go[1]);
+		if (read(go[0], &c, 1) == 1)
+			execl("/bin/sleep", "sleep", "5", (char *)NULL);
+		_exit(127);
+	}
+	close(go[0]);
+	assert_int_equal(tg_tracer__add_pid(tr, pid), 0);
+	cfd = pidfd(pid, 0);
+	/* What the old image left: a Context, cached Python thread state and
+	 * offsets, a GC and an SSL call in progress, its brk (far below where
+	 * the new image's will be). */
+	memset(&s, 0, sizeof(s));
+	s.traced = 1;
+	s.cur_ctx = 0x7f0000001000;
+	s.wake_ctx = 0x7f0000002000;
+	s.parked = 1;
+	s.gc_start_ns = 1;
+	s.gc_ctx = 0x7f0000001000;
+	s.tls_ssl = 0x7f0000003000;
+	s.tls_in_fd1 = 8;
+	s.py_ts = 0x7f0000004000;
+	s.py_ident = (__u64)pid;
+	s.py_tid_off = 8;
+	s.py_ctx_off = 16;
+	s.py_epoch = 1;
+	s.oncpu_ns = 123456;
+	put_state(tr, cfd, &s);
+	key = (__u32)pid;
+	assert_int_equal(bpf_map_update_elem(brk_fd, &key, &low_brk, BPF_ANY), 0);
+	assert_int_equal(write(go[1], "x", 1), 1);
+	for (int i = 0; i < 200 && strcmp(comm, "sleep\n"); i++) {
+		char path[64];
+		FILE *f;
+
+		usleep(10000);
+		snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
+		f = fopen(path, "r");
+		assert_non_null(f);
+		if (!fgets(comm, sizeof(comm), f))
+			comm[0] = 0;
+		fclose(f);
+	}
+	assert_string_equal(comm, "sleep\n");
+	usleep(100000); /* the loader's brk calls */
+	tg_tracer__poll(tr, 0);
+	get_state(tr, cfd, &s);
+	v = 0;
+	bpf_map_lookup_elem(brk_fd, &key, &v);
+	print_message("after exec: cur_ctx 0x%llx py_ts 0x%llx heap %llu brk 0x%llx\n",
+		      (unsigned long long)s.cur_ctx, (unsigned long long)s.py_ts,
+		      (unsigned long long)s.heap_bytes, (unsigned long long)v);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	close(cfd);
+	close(go[1]);
+	tg_tracer__close(tr);
+	assert_int_equal(s.cur_ctx, 0);
+	assert_int_equal(s.wake_ctx, 0);
+	assert_int_equal(s.parked, 0);
+	assert_int_equal(s.gc_start_ns, 0);
+	assert_int_equal(s.tls_ssl, 0);
+	assert_int_equal(s.tls_in_fd1, 0);
+	assert_int_equal(s.py_ts, 0);
+	assert_true(s.oncpu_ns >= 123456); /* counters go on */
+	/* The new image's brk() calls start from its own break. */
+	assert_true(s.heap_bytes < 64 * MIB);
+	assert_true(v > low_brk);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup(test_wake_hint_is_the_wakers_context, need_root),
+	    cmocka_unit_test_setup(test_heap_counts_accessible_anonymous_memory, need_root),
+	    cmocka_unit_test_setup(test_exec_forgets_the_old_image, need_root),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
