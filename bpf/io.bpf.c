@@ -19,7 +19,7 @@
  *    are walked with bpf_loop (kernel >= 5.17).
  *  - tp_btf/sched_switch: per-thread on-CPU time (task storage), carried by
  *    every event as hdr.oncpu_ns; with tp_btf/sched_wakeup, runnable time
- *    (runq_ns); tp_btf/sched_waking: the wake hint (task.bpf.h).
+ *    (runq_ns).
  *  - tp_btf/sched_process_{fork,exec,exit}: TG_EV_PROC; forked children of
  *    traced processes become traced (follow_children). An exec forgets what
  *    the maps and the thread's storage cached about the old image.
@@ -695,21 +695,6 @@ int BPF_PROG(tg_sched_wakeup, struct task_struct *p)
 	return 0;
 }
 
-/* A thread is being woken: the wake hint (task_wake_hint). sched_waking, not
- * sched_wakeup: it runs in try_to_wake_up, in the waker's context (current
- * is the waker, or the task an interrupt that wakes it hit), where
- * sched_wakeup, with the wake list (TTWU_QUEUE: the target CPU is idle or
- * shares no cache with the waker's), runs in the target CPU's IPI, whose
- * current is whatever runs there (its idle task, most often). Wake-ups
- * across processes cost two loads and compares. */
-SEC("tp_btf/sched_waking")
-int BPF_PROG(tg_sched_waking, struct task_struct *p)
-{
-	if (traced_epoch)
-		task_wake_hint(p);
-	return 0;
-}
-
 /* ---- process life cycle ---- */
 
 static __always_inline struct tg_ev_proc *proc_event(__u8 kind)
@@ -769,7 +754,6 @@ int BPF_PROG(tg_sched_exec, struct task_struct *p, pid_t old_pid, struct linux_b
 	s = bpf_task_storage_get(&tstates, p, 0, 0);
 	if (s) {
 		s->cur_ctx = 0;
-		s->wake_ctx = 0;
 		s->parked = 0;
 		s->gc_start_ns = 0;
 		s->gc_ctx = 0;

@@ -29,10 +29,10 @@
  *    thread (counter only): readable or writable anonymous mappings, PROT_NONE
  *    ones when mprotect opens them, brk increases.
  *  - sched_wakeup / sched_switch (in io.bpf.c): runnable time per thread.
- *  - sched_waking (in io.bpf.c, the waker's context) calls task_wake_hint():
- *    a thread woken by another thread of its process that runs in a Context
- *    carries that Context as the parent of the next Context it enters (the
- *    thread-pool hand-off), without a probe on the hand-off itself.
+ *    (No wake-up hint for the thread-pool hand-off: every Context creation
+ *    is probed, LINK gives the job's Context its parent; a hint taken in
+ *    sched_waking cost ~0.2 us on every wake-up of the machine for nothing
+ *    userspace read.)
  *
  * Cost, measured on this VM (docs/performance.md): a uprobe hit is a trap,
  * ~1.1 us each here; asyncio and uvloop switch Context ~3 times per request
@@ -141,42 +141,15 @@ static __always_inline struct tstate *task_state(void)
 	return s;
 }
 
-/* p is being woken (sched_waking: current is the waker). When p is a traced
- * thread and the waker a thread of the same process running in a Context,
- * remember that Context: a thread-pool worker woken to run a job enters the
- * job's Context (a copy_context() made outside PyContext_CopyCurrent's probe,
- * e.g. by anyio) next, and the ENTER carries the waker's Context as its
- * parent. userspace (user/taskcpu.c) does not use it yet: every Context
- * creation is probed (LINK). A wake-up from an interrupt that happened to hit
- * such a thread leaves a stale hint; it is overwritten by the next real
- * hand-off. */
-static __always_inline void task_wake_hint(struct task_struct *p)
-{
-	struct task_struct *cur = bpf_get_current_task_btf();
-	struct tstate *s, *w;
-
-	if (cur == p || cur->tgid != p->tgid)
-		return;
-	w = bpf_task_storage_get(&tstates, cur, 0, 0);
-	if (!w || !w->traced || !w->cur_ctx)
-		return;
-	s = bpf_task_storage_get(&tstates, p, 0, 0);
-	if (s && s->traced)
-		s->wake_ctx = w->cur_ctx;
-}
-
 static __always_inline int ctx_enter(__u64 ctx)
 {
 	struct tstate *s = task_state();
-	__u64 hint;
 
 	if (!s || !ctx || (s->cur_ctx == ctx && !s->parked))
 		return 0;
 	s->cur_ctx = ctx;
 	s->parked = 0;
-	hint = s->wake_ctx;
-	s->wake_ctx = 0;
-	task_emit(s, TG_TASK_ENTER, ctx, hint);
+	task_emit(s, TG_TASK_ENTER, ctx, 0);
 	return 0;
 }
 

@@ -25,7 +25,6 @@ struct tstate {
 	__u64 gc_ctx;	      /* the Context current at that gc__start */
 	__u32 gc_gen;
 	__u32 pad2;
-	__u64 wake_ctx; /* Context of the same-process thread that last woke this one */
 	__u8 parked;	/* slept since the last ENTER: the next ENTER is emitted even for
 			   cur_ctx (its address may now be another Context's) */
 	__u8 tls_op;	/* TLS (tls.bpf.h): the SSL call in progress, TG_TLS_*; */

@@ -4,8 +4,6 @@
  * written here through a pidfd, with bpf/tstate.h's layout) and per process,
  * checked on the real programs (needs root; skipped otherwise). The test
  * process traces itself or a child:
- *  - the wake hint is the waker's Context even when the wakee's CPU is idle
- *    (wake list: sched_wakeup runs there, not in the waker);
  *  - heap_bytes counts readable/writable anonymous mappings, not PROT_NONE
  *    reservations, and counts PROT_NONE memory that mprotect opens, once;
  *  - exec forgets the thread's Context, Python and TLS caches and the
@@ -25,8 +23,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/types.h>
-#include <pthread.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -38,10 +34,6 @@
 
 #include "tracer.h"
 #include "tstate.h"
-
-#ifndef PIDFD_THREAD
-#define PIDFD_THREAD O_EXCL
-#endif
 
 #define MIB (1ULL << 20)
 
@@ -72,9 +64,9 @@ static struct tg_tracer *open_tracer(void)
 	return tr;
 }
 
-static int pidfd(pid_t tid, unsigned int flags)
+static int pidfd(pid_t pid, unsigned int flags)
 {
-	int fd = (int)syscall(SYS_pidfd_open, tid, flags);
+	int fd = (int)syscall(SYS_pidfd_open, pid, flags);
 
 	assert_true(fd >= 0);
 	return fd;
@@ -90,93 +82,6 @@ static void put_state(struct tg_tracer *tr, int pfd, const struct tstate *s)
 {
 	assert_int_equal(bpf_map_update_elem(tg_tracer__map_fd(tr, "tstates"), &pfd, s, BPF_ANY),
 			 0);
-}
-
-/* Run the calling thread on cpu only (-1: on every CPU). */
-static void pin(int cpu)
-{
-	cpu_set_t set;
-
-	CPU_ZERO(&set);
-	for (int i = 0; i < CPU_SETSIZE; i++)
-		if (cpu < 0 || i == cpu)
-			CPU_SET(i, &set);
-	assert_int_equal(sched_setaffinity(0, sizeof(set), &set), 0);
-}
-
-struct sleeper {
-	int pipe[2];
-	pid_t tid;
-	int ready, woke;
-};
-
-static void *sleeper_main(void *arg)
-{
-	struct sleeper *w = arg;
-	char c;
-
-	pin(1);
-	w->tid = (pid_t)syscall(SYS_gettid);
-	__atomic_store_n(&w->ready, 1, __ATOMIC_RELEASE);
-	/* CPU 1 has nothing else of ours: it idles while this sleeps. */
-	if (read(w->pipe[0], &c, 1) != 1)
-		return arg;
-	__atomic_store_n(&w->woke, 1, __ATOMIC_RELEASE);
-	/* Alive (its storage with it) until the test has read it. */
-	return read(w->pipe[0], &c, 1) == 1 ? NULL : arg;
-}
-
-static void test_wake_hint_is_the_wakers_context(void **state)
-{
-	const __u64 ctx = 0x7f0000c0ffe0;
-	struct tg_tracer *tr;
-	struct sleeper w = {0};
-	struct tstate s;
-	pthread_t th;
-	void *ret;
-	int self, wfd, n = 0;
-
-	(void)state;
-	if (sysconf(_SC_NPROCESSORS_ONLN) < 2)
-		skip();
-	tr = open_tracer();
-	assert_int_equal(tg_tracer__add_pid(tr, getpid()), 0);
-	pin(0);
-	assert_int_equal(pipe(w.pipe), 0);
-	assert_int_equal(pthread_create(&th, NULL, sleeper_main, &w), 0);
-	while (!__atomic_load_n(&w.ready, __ATOMIC_ACQUIRE))
-		usleep(1000);
-	usleep(50000); /* asleep in read() by now */
-	wfd = pidfd(w.tid, PIDFD_THREAD);
-	get_state(tr, wfd, &s);
-	assert_int_equal(s.traced, 1);
-	assert_int_equal(s.wake_ctx, 0);
-	/* This thread (the process's first: its pidfd is the process's) runs
-	 * in a Context, as the event loop would. */
-	self = pidfd(getpid(), 0);
-	get_state(tr, self, &s);
-	s.cur_ctx = ctx;
-	s.traced = 1;
-	put_state(tr, self, &s);
-	assert_int_equal(write(w.pipe[1], "x", 1), 1);
-	while (!__atomic_load_n(&w.woke, __ATOMIC_ACQUIRE))
-		usleep(1000);
-	get_state(tr, wfd, &s);
-	n = s.wake_ctx == ctx;
-	print_message("wake_ctx 0x%llx\n", (unsigned long long)s.wake_ctx);
-	assert_int_equal(write(w.pipe[1], "x", 1), 1);
-	assert_int_equal(pthread_join(th, &ret), 0);
-	assert_null(ret);
-	get_state(tr, self, &s);
-	s.cur_ctx = 0;
-	put_state(tr, self, &s);
-	close(wfd);
-	close(self);
-	close(w.pipe[0]);
-	close(w.pipe[1]);
-	pin(-1);
-	tg_tracer__close(tr);
-	assert_int_equal(n, 1);
 }
 
 static __u64 heap_now(struct tg_tracer *tr, int self)
@@ -262,7 +167,6 @@ static void test_exec_forgets_the_old_image(void **state)
 	memset(&s, 0, sizeof(s));
 	s.traced = 1;
 	s.cur_ctx = 0x7f0000001000;
-	s.wake_ctx = 0x7f0000002000;
 	s.parked = 1;
 	s.gc_start_ns = 1;
 	s.gc_ctx = 0x7f0000001000;
@@ -305,7 +209,6 @@ static void test_exec_forgets_the_old_image(void **state)
 	close(go[1]);
 	tg_tracer__close(tr);
 	assert_int_equal(s.cur_ctx, 0);
-	assert_int_equal(s.wake_ctx, 0);
 	assert_int_equal(s.parked, 0);
 	assert_int_equal(s.gc_start_ns, 0);
 	assert_int_equal(s.tls_ssl, 0);
@@ -320,7 +223,6 @@ static void test_exec_forgets_the_old_image(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup(test_wake_hint_is_the_wakers_context, need_root),
 	    cmocka_unit_test_setup(test_heap_counts_accessible_anonymous_memory, need_root),
 	    cmocka_unit_test_setup(test_exec_forgets_the_old_image, need_root),
 	};
