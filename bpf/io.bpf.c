@@ -9,7 +9,8 @@
  *    (map conns, key (tgid, fd)) come and go; TG_EV_CONN / TG_EV_CLOSE.
  *    Accepted ones are followed; connect()ed ones when their remote port is
  *    in pg_ports (PostgreSQL, captured with pg_capture_bytes) or when
- *    follow_clients is set.
+ *    follow_clients is set: other client connections carry no payload, only
+ *    their timing (the app's waits on other services, docs/attribution.md).
  *  - tp/syscalls/sys_exit_{read,readv,recvfrom,recvmsg,write,writev,sendto,
  *    sendmsg,sendfile}: TG_EV_DATA for fds in conns, with the first
  *    capture_bytes and the last TG_TAIL_MAX bytes of the transferred data.
@@ -442,7 +443,9 @@ static __always_inline int on_data(int fd, long ret, __u8 sys, __u8 dir, const v
 	cap = clamp_head(val->pg ? pg_capture_bytes : capture_bytes);
 
 	s = cur_tstate(); /* for the header, the TLS rules and the task key */
-	if (val->tls) {
+	if (val->role == TG_ROLE_CLIENT && !val->pg) {
+		flags |= TG_DATA_TIMING; /* another service: when and how much only */
+	} else if (val->tls) {
 		/* Ciphertext: no payload; the socket I/O places SSL objects. */
 		if (s)
 			tls_socket_event(s, fd, dir);

@@ -25,10 +25,10 @@ struct tstate {
 	__u64 gc_ctx;	      /* the Context current at that gc__start */
 	__u32 gc_gen;
 	__u32 pad2;
-	__u8 parked;	/* slept since the last ENTER: the next ENTER is emitted even for
-			   cur_ctx (its address may now be another Context's) */
-	__u8 tls_op;	/* TLS (tls.bpf.h): the SSL call in progress, TG_TLS_*; */
-	__u8 lost;	/* a task/GC event of this thread was dropped: flag the next one */
+	__u8 parked; /* slept since the last ENTER: the next ENTER is emitted even for
+			cur_ctx (its address may now be another Context's) */
+	__u8 tls_op; /* TLS (tls.bpf.h): the SSL call in progress, TG_TLS_*; */
+	__u8 lost;   /* a task/GC event of this thread was dropped: flag the next one */
 	__u8 pad3;
 	__s32 tls_fd;	  /* a TLS connection's socket syscall made inside it; -1: none */
 	__u64 tls_ssl;	  /* its SSL object; 0: no SSL call in progress */

@@ -9,14 +9,16 @@
  * asyncpg statement carries the loop's own Context, shared by all requests
  * (docs/postgres.md). The one exported function on that path is CPython's
  * PySet_Add(set, stream), which Cython calls for `self._queued_streams.add()`.
+ * The same holds for every client connection (a call to another service,
+ * whose wait the request is charged with): the probe serves them all.
  *
  * Hook: uprobe on PySet_Add (tg_set_add), attached per CPython process by
  * user/tracer.c. For a key that is a uvloop stream whose fd is a followed
- * PostgreSQL connection, it stores the thread's current Context (read from
- * the thread state, as for data events) in the connection's conns entry
- * (writer_ctx). The next write on that connection (io.bpf.c, on_data) takes
- * writer_ctx as its task key instead of the writing thread's Context, and
- * clears it. Every other PySet_Add call costs the trap and up to three reads.
+ * client connection (PostgreSQL or another service), it stores the thread's current Context (read
+ * from the thread state, as for data events) in the connection's conns entry (writer_ctx). The next
+ * write on that connection (io.bpf.c, on_data) takes writer_ctx as its task key instead of the
+ * writing thread's Context, and clears it. Every other PySet_Add call costs the trap and up to
+ * three reads.
  *
  * Without the per-task probes (--no-task-cpu, uvwrite_http set), the same
  * is done for the app's server (HTTP) connections: their responses are
@@ -58,7 +60,7 @@ int BPF_KPROBE(tg_set_add, void *set, void *key)
 	val = bpf_map_lookup_elem(&conns, &ck);
 	if (!val || val->tls)
 		return 0; /* TLS: the task's key rides on its SSL_write (tls.bpf.h) */
-	if (!val->pg && !(uvwrite_http && val->role == TG_ROLE_SERVER))
+	if (val->role != TG_ROLE_CLIENT && !(uvwrite_http && val->role == TG_ROLE_SERVER))
 		return 0;
 	writer = py_task_key(bpf_task_storage_get(&tstates, bpf_get_current_task_btf(), 0, 0),
 			     ck.tgid, (__u32)pid_tgid);

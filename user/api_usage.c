@@ -6,8 +6,8 @@
  *
  * The usage section is one primary-key read of the request's row: the
  * stored figures, the decomposition of its wall time derived from them
- * (off-CPU = duration - CPU; what SQL, the run queue and the thread pool's
- * queue do not explain is "other" waiting), and its timeline blob unpacked
+ * (off-CPU = duration - CPU; what SQL, other services, the run queue, the
+ * thread pool's queue and locks do not explain is "other" waiting), and its timeline blob unpacked
  * (store.h). /api/process reads process_stats through its (run_id, pid, ts)
  * index, one pass per process, keeping at most POINTS_MAX evenly spaced
  * points of each.
@@ -32,6 +32,8 @@ static const char *span_kind(uint8_t kind)
 		return "gc";
 	case TG_SPAN_POOL_WAIT:
 		return "pool_wait";
+	case TG_SPAN_NET:
+		return "net_wait";
 	}
 	return "unknown";
 }
@@ -71,17 +73,19 @@ static void add_timeline(cJSON *u, const void *blob, size_t len)
 int api_request_usage(struct api_ctx *c, int64_t request_id, cJSON *req)
 {
 	sqlite3_stmt *st = NULL;
-	int64_t dur, cpu, sql, runq, pool_wait, lock, offcpu, flags;
+	int64_t dur, cpu, sql, runq, pool_wait, lock, net, offcpu, flags;
 	bool timed;
 	cJSON *u;
 	int rc;
 
-	if (sqlite3_prepare_v2(c->db,
-			       "SELECT usage_flags, duration_ns, coalesce(sql_ns, 0), cpu_ns,"
-			       " cpu_pool_ns, runq_ns, pool_wait_ns, minflt, majflt, heap_bytes,"
-			       " gc_count, gc_ns, timeline, coalesce(lock_ns, 0) FROM requests"
-			       " WHERE id = ?",
-			       -1, &st, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(
+		c->db,
+		"SELECT usage_flags, duration_ns, coalesce(sql_ns, 0), cpu_ns,"
+		" cpu_pool_ns, runq_ns, pool_wait_ns, minflt, majflt, heap_bytes,"
+		" gc_count, gc_ns, timeline, coalesce(lock_ns, 0), coalesce(net_ns, 0)"
+		" FROM requests"
+		" WHERE id = ?",
+		-1, &st, NULL) != SQLITE_OK)
 		return api_db_fail(c, "reading the request's resources");
 	sqlite3_bind_int64(st, 1, request_id);
 	rc = sqlite3_step(st);
@@ -102,6 +106,7 @@ int api_request_usage(struct api_ctx *c, int64_t request_id, cJSON *req)
 	runq = sqlite3_column_int64(st, 5);
 	pool_wait = sqlite3_column_int64(st, 6);
 	lock = sqlite3_column_int64(st, 13);
+	net = sqlite3_column_int64(st, 14);
 	offcpu = pos(dur - cpu);
 
 	u = cJSON_AddObjectToObject(req, "usage");
@@ -112,7 +117,9 @@ int api_request_usage(struct api_ctx *c, int64_t request_id, cJSON *req)
 	api_add_ms(u, "runq_ms", runq);
 	api_add_ms(u, "pool_wait_ms", pool_wait);
 	api_add_ms(u, "lock_wait_ms", lock);
-	add_ms_or_null(u, "other_wait_ms", pos(offcpu - sql - runq - pool_wait - lock), timed);
+	api_add_ms(u, "net_wait_ms", net);
+	add_ms_or_null(u, "other_wait_ms", pos(offcpu - sql - net - runq - pool_wait - lock),
+		       timed);
 	cJSON_AddNumberToObject(u, "minflt", (double)sqlite3_column_int64(st, 7));
 	cJSON_AddNumberToObject(u, "majflt", (double)sqlite3_column_int64(st, 8));
 	cJSON_AddNumberToObject(u, "heap_bytes", (double)sqlite3_column_int64(st, 9));

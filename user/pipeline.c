@@ -43,6 +43,10 @@ struct conn {
 	struct tg_http_conn *http; /* server connections only */
 	struct tg_sqlconn *sql;	   /* PostgreSQL client connections only */
 	struct tg_pipeline *p;
+	/* Other client connections (TG_DATA_TIMING): a write not answered yet. */
+	bool net_waiting;
+	uint32_t net_tid;
+	uint64_t net_start, net_key;
 };
 
 struct pid_routes {
@@ -348,9 +352,32 @@ static void check_seq(struct tg_pipeline *p, struct conn *c, uint32_t seq)
 			tg_http__gap(c->http);
 		if (c->sql)
 			tg_sqltrack__gap(c->sql);
+		c->net_waiting = false; /* its answer may be among the lost */
 	}
 	c->seq_known = true;
 	c->next_seq = seq + 1;
+}
+
+/* A data event of a client connection to another service: a write starts
+ * a wait (the first of several before an answer: pipelined or split), the
+ * next read ends it, charged to the writing Context (taskcpu.h). */
+static void net_segment(struct tg_pipeline *p, struct conn *c, const struct tg_ev_data *e)
+{
+	if (e->dir == TG_DIR_OUT) {
+		if (!c->net_waiting) {
+			c->net_waiting = true;
+			c->net_start = e->hdr.ts_ns;
+			c->net_key = e->task_key;
+			c->net_tid = e->hdr.tid;
+		}
+		return;
+	}
+	if (c->net_waiting) {
+		c->net_waiting = false;
+		tg_taskcpu__net_wait(p->tc, c->pid, c->net_tid, c->net_key, c->net_start,
+				     e->hdr.ts_ns);
+		p->stats.net_waits++;
+	}
 }
 
 /* The bytes begin an HTTP/1 request line ("METHOD /..." or "METHOD *"):
@@ -380,6 +407,11 @@ static int on_data(struct tg_pipeline *p, const struct tg_ev_data *e, size_t siz
 		return 0;
 	}
 	check_seq(p, c, e->seq);
+	if (c->role == TG_ROLE_CLIENT && !c->sql) {
+		if (!c->ignored)
+			net_segment(p, c, e);
+		return 0;
+	}
 	if (!c->sql && (!c->http || tg_http__abandoned(c->http)))
 		return 0;
 	seg.ts_ns = e->hdr.ts_ns;

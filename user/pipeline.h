@@ -52,6 +52,7 @@ struct tg_pipeline_stats {
 	uint64_t pg_conns;    /* PostgreSQL client connections seen */
 	uint64_t tls_events;  /* TLS plaintext events (PostgreSQL over TLS) */
 	uint64_t tls_dropped; /* ... never tied to a connection: lost */
+	uint64_t net_waits;   /* answered writes on other client connections (network waits) */
 };
 
 struct tg_pipeline;

@@ -47,6 +47,7 @@ enum tg_span_kind {
 	TG_SPAN_RUN = 1,       /* a thread ran the request's work (a task step, a pool job) */
 	TG_SPAN_GC = 2,	       /* a garbage collection paused that work */
 	TG_SPAN_POOL_WAIT = 3, /* work handed to the thread pool waited for a worker */
+	TG_SPAN_NET = 4,       /* its work waited for another service's answer */
 };
 
 struct tg_span {
@@ -64,6 +65,8 @@ struct tg_usage {
 	uint64_t runq_ns;      /* its work was runnable but waited for a CPU (contention) */
 	uint64_t pool_wait_ns; /* its work waited for a thread-pool worker */
 	uint64_t lock_ns;      /* its work slept on a lock (a futex: the GIL most often) */
+	uint64_t net_ns;       /* its work waited for other services (client connections but
+				* PostgreSQL's: from a write to the first read of the answer) */
 	uint64_t minflt;       /* minor page faults while its work ran */
 	uint64_t majflt;       /* major page faults while its work ran */
 	uint64_t heap_bytes;   /* address space its work added (anonymous mmap, brk growth) */

@@ -202,6 +202,8 @@ static const char *const migrations[] = {
      " cpu_ns INTEGER,"
      " threads INTEGER);"
      "CREATE INDEX process_stats_run ON process_stats(run_id, pid, ts);"),
+    /* 5 -> 6: network waits (docs/schema.md, "Version 6") */
+    "ALTER TABLE requests ADD COLUMN net_ns INTEGER;",
 };
 
 /* Indexes built when a run ends, not maintained while it is written. Rows
@@ -270,8 +272,8 @@ static const char *const stmt_sql[ST_COUNT] = {
 			" ttfb_ns, method, path, route, status, req_bytes, resp_bytes, flags, peer,"
 			" sql_count, sql_ns, id, cpu_ns, cpu_pool_ns, runq_ns, pool_wait_ns,"
 			" minflt, majflt, heap_bytes, gc_count, gc_ns, usage_flags, timeline,"
-			" lock_ns)"
-			" VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"),
+			" lock_ns, net_ns)"
+			" VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"),
     [ST_INS_TARGET] = "INSERT INTO targets (run_id, pid, cmdline, seen_ns) VALUES (?,?,?,?)",
     [ST_SEL_GUESSED] = ("SELECT id, method, path FROM requests"
 			" WHERE run_id = ? AND pid = ? AND (flags & ?) != 0"),
@@ -320,7 +322,7 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_UPD_USAGE] = ("UPDATE requests SET cpu_ns = ?1, cpu_pool_ns = ?2, runq_ns = ?3,"
 		      " pool_wait_ns = ?4, minflt = ?5, majflt = ?6, heap_bytes = ?7,"
 		      " gc_count = ?8, gc_ns = ?9, usage_flags = ?10, timeline = ?11,"
-		      " lock_ns = ?12 WHERE id = ?13"),
+		      " lock_ns = ?12, net_ns = ?13 WHERE id = ?14"),
     [ST_INS_PROCSTAT] = ("INSERT INTO process_stats (run_id, pid, ts, rss_bytes, cpu_ns, threads)"
 			 " VALUES (?,?,?,?,?,?)"),
 };
@@ -643,7 +645,7 @@ static int step_done(sqlite3_stmt *st)
 
 /* The first of ST_INS_REQUEST's 11 usage parameters, in ST_UPD_USAGE's order. */
 #define P_USAGE 19
-#define USAGE_PARAMS 12 /* cpu_ns .. timeline, lock_ns */
+#define USAGE_PARAMS 13 /* cpu_ns .. timeline, lock_ns, net_ns */
 
 static void bind_usage(struct tg_store *s, sqlite3_stmt *st, int first, const struct tg_usage *u);
 
@@ -723,6 +725,7 @@ static void bind_usage(struct tg_store *s, sqlite3_stmt *st, int first, const st
 	else
 		sqlite3_bind_null(st, first + 10);
 	sqlite3_bind_int64(st, first + 11, (int64_t)u->lock_ns);
+	sqlite3_bind_int64(st, first + 12, (int64_t)u->net_ns);
 }
 
 static int write_target(struct tg_store *s, const struct job *j)

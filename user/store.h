@@ -20,7 +20,7 @@
 struct tg_routes;
 
 /* The schema version this build writes (PRAGMA user_version). */
-#define TG_SCHEMA_VERSION 5
+#define TG_SCHEMA_VERSION 6
 
 struct tg_run_info {
 	uint64_t started_ns;	   /* Unix epoch ns */

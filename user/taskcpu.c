@@ -53,7 +53,7 @@ struct acct {
 	uint32_t enter_tid; /* thread of the first ENTER (0: not entered yet) */
 	uint64_t enter_ns;
 	uint64_t touched_ns;
-	uint64_t cpu_ns, runq_ns, minflt, majflt, heap, gc_ns, lock_ns;
+	uint64_t cpu_ns, runq_ns, minflt, majflt, heap, gc_ns, lock_ns, net_ns;
 	uint32_t gc_count;
 	uint32_t ctid[2]; /* cpu of the first two threads it ran on; the rest in cpu_ns only */
 	uint64_t ccpu[2];
@@ -862,6 +862,7 @@ static bool compute(struct tg_taskcpu *t, const struct pend *q, struct tg_usage 
 		u->gc_ns += a->gc_ns;
 		u->gc_count += a->gc_count;
 		u->lock_ns += a->lock_ns;
+		u->net_ns += a->net_ns;
 		trunc |= a->spans_trunc;
 		if (a->lost)
 			u->flags |= TG_USAGE_LOST;
@@ -972,7 +973,8 @@ static bool same_figures(const struct tg_usage *a, const struct tg_usage *b)
 	return a->cpu_ns == b->cpu_ns && a->cpu_pool_ns == b->cpu_pool_ns &&
 	       a->runq_ns == b->runq_ns && a->pool_wait_ns == b->pool_wait_ns &&
 	       a->minflt == b->minflt && a->majflt == b->majflt && a->heap_bytes == b->heap_bytes &&
-	       a->gc_ns == b->gc_ns && a->gc_count == b->gc_count && a->flags == b->flags;
+	       a->gc_ns == b->gc_ns && a->gc_count == b->gc_count && a->lock_ns == b->lock_ns &&
+	       a->net_ns == b->net_ns && a->flags == b->flags;
 }
 
 /* Recompute q; when complete (or forced), hand new figures to on_update,
@@ -1146,6 +1148,17 @@ void tg_taskcpu__server_read(struct tg_taskcpu *t, const struct tg_ev_hdr *h, ui
 	if (th->rdq_n == RDQ_N) /* never served: the oldest is stale */
 		memmove(th->rdq, th->rdq + 1, --th->rdq_n * sizeof(th->rdq[0]));
 	th->rdq[th->rdq_n++] = conn_id;
+}
+
+void tg_taskcpu__net_wait(struct tg_taskcpu *t, uint32_t pid, uint32_t tid, uint64_t ctx,
+			  uint64_t start_ns, uint64_t end_ns)
+{
+	struct acct *a = t->nprocs ? acct_get(t, pid, ctx) : NULL;
+
+	if (!a || end_ns < start_ns)
+		return;
+	a->net_ns += end_ns - start_ns;
+	add_span(a, TG_SPAN_NET, tid, start_ns, end_ns, 0);
 }
 
 void tg_taskcpu__server_accept(struct tg_taskcpu *t, const struct tg_ev_hdr *h)

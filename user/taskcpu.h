@@ -97,6 +97,13 @@ void tg_taskcpu__point(struct tg_taskcpu *t, const struct tg_ev_hdr *h);
 void tg_taskcpu__server_read(struct tg_taskcpu *t, const struct tg_ev_hdr *h, uint64_t conn_id,
 			     bool starts_request);
 
+/* The Context ctx of pid (thread tid) wrote to a client connection at
+ * start_ns and the answer's first bytes were read at end_ns: a network wait
+ * of its request (usage.net_ns, a TG_SPAN_NET span). Ignored when the
+ * Context is not followed (the loop's own, or its request already done). */
+void tg_taskcpu__net_wait(struct tg_taskcpu *t, uint32_t pid, uint32_t tid, uint64_t ctx,
+			  uint64_t start_ns, uint64_t end_ns);
+
 /* Server connection accepted by thread h->tid (TG_EV_CONN, origin accept):
  * Contexts it creates next belong to the connection, not to the request the
  * thread last read bytes of. */

@@ -78,7 +78,7 @@ struct tg_tracer {
 	tg_tracer_event_fn fn;
 	void *ctx;
 	uint64_t user_conn_ids; /* last conn id handed out for /proc connections */
-	bool follow_clients;
+	bool follow_clients; /* client connections: PostgreSQL with payload, others timing only */
 	uint16_t pg_ports[TG_TRACER_MAX_PG_PORTS];
 	size_t npg_ports;
 	int handled;			/* events handed to fn during the current poll */
@@ -329,11 +329,12 @@ static bool is_pg_port(const struct tg_tracer *t, uint16_t port)
 	return false;
 }
 
-/* pid opened (or had) a PostgreSQL client connection: on uvloop, attach the
- * probe that gives its queued writes their task (bpf/uvwrite.bpf.h). Done
- * here, not with the other task probes, because it fires on every write of
- * a uvloop process (about 3 traps per HTTP request): processes that never
- * talk to PostgreSQL do not pay for it. Once per process. */
+/* pid opened (or had) a client connection (PostgreSQL, or another service
+ * whose waits its requests are charged with): on uvloop, attach the probe
+ * that gives its queued writes their task (bpf/uvwrite.bpf.h). Done here,
+ * not with the other task probes, because it fires on every write of a
+ * uvloop process (about 3 traps per HTTP request): processes that never
+ * call out do not pay for it. Once per process. */
 static void uvwrite_attach(struct tg_tracer *t, pid_t pid)
 {
 	struct bpf_uprobe_opts uo = {.sz = sizeof(uo), .func_name = "PySet_Add"};
@@ -465,7 +466,7 @@ static int on_sample(void *ctx, void *data, size_t size)
 	} else if (h->type == TG_EV_CONN && size >= sizeof(struct tg_ev_conn)) {
 		const struct tg_ev_conn *c = data;
 
-		if (c->role == TG_ROLE_CLIENT && is_pg_port(t, c->rport))
+		if (c->role == TG_ROLE_CLIENT)
 			uvwrite_attach(t, (pid_t)h->pid);
 	} else if (h->type == TG_EV_DATA && size >= sizeof(struct tg_ev_data)) {
 		const struct tg_ev_data *d = data;
@@ -602,6 +603,7 @@ struct tg_tracer *tg_tracer__open(const struct tg_tracer_cfg *cfg, tg_tracer_eve
 	t->fn = fn;
 	t->ctx = ctx;
 	t->no_task_probes = cfg && cfg->no_task_probes;
+	t->follow_clients = true; /* network waits (TG_DATA_TIMING) */
 	t->skel = tg_io_bpf__open();
 	if (!t->skel) {
 		ret = -errno;
@@ -693,7 +695,7 @@ static int announce_existing(struct tg_tracer *t, pid_t pid, const struct tg_soc
 	ev.fd = s->fd;
 	ev.role = val.role;
 	ev.origin = TG_ORIGIN_EXISTING;
-	if (val.pg)
+	if (!server)
 		uvwrite_attach(t, pid);
 	ev.family = (uint16_t)s->family;
 	ev.lport = s->lport;

@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: MIT
 // What a request used (the "usage" object of GET /api/requests/ID, docs/api.md):
 // the Resources panel (CPU and its thread-pool part, the off-CPU time split
-// into SQL / CPU contention / thread-pool queue / other waits as a stacked
-// bar, page faults, heap growth, GC) and the timeline waterfall: one lane per
-// thread that ran the request's work (run spans filled to their CPU/wall
-// share, GC pauses on top, thread-pool waits hatched), one lane for its SQL
+// into SQL / other services / CPU contention / thread-pool queue / locks /
+// other waits as a stacked bar, page faults, heap growth, GC) and the
+// timeline waterfall: one lane per thread that ran the request's work (run
+// spans filled to their CPU/wall share, GC pauses on top, thread-pool and
+// network waits hatched), one lane for its SQL
 // statements, all on one axis from 0 to the request's duration. Hovering (or
 // focusing) a span shows its details in one shared tooltip.
 
@@ -15,10 +16,11 @@ const NO_USAGE = 'CPU per request needs a CPython target with task tracking';
 // The off-CPU parts: [usage field, name, css class, explanation].
 export const WAITS = [
 	['sql_ms', 'SQL', 'u-sql', 'waiting for the database (its SQL statements)'],
+	['net_wait_ms', 'Other services', 'u-net', 'waiting for the answers of other services it called over the network (HTTP APIs, caches, …)'],
 	['runq_ms', 'CPU contention', 'u-runq', 'runnable, but waiting for a CPU (run queue)'],
 	['pool_wait_ms', 'Thread-pool queue', 'u-pool', 'work handed to the thread pool waited for a free worker'],
 	['lock_wait_ms', 'Lock (GIL) waits', 'u-lock', 'its work slept on a lock, most often the GIL held by another thread'],
-	['other_wait_ms', 'Other waits', 'u-other', 'anything else: network, sleeps, other tasks on the event loop'],
+	['other_wait_ms', 'Other waits', 'u-other', 'anything else: sleeps, other tasks on the event loop, reading the client\'s request'],
 ];
 
 const num = (v) => (typeof v === 'number' && Number.isFinite(v) ? v : 0);
@@ -81,8 +83,8 @@ export function resourcesSection(r) {
 
 // ---- The timeline waterfall.
 
-const KIND = {run: 'Run', gc: 'GC pause', pool_wait: 'Thread-pool queue'};
-const Z = {pool_wait: 0, run: 1, gc: 2};
+const KIND = {run: 'Run', gc: 'GC pause', pool_wait: 'Thread-pool queue', net_wait: 'Waiting for another service'};
+const Z = {pool_wait: 0, net_wait: 0, run: 1, gc: 2};
 
 // Greedy packing of overlapping intervals into rows (concurrent statements).
 function pack(items) {
@@ -202,5 +204,6 @@ export function timelineSection(r) {
 		   h('span', {class: 'key u-run'}, 'run (filled: CPU share of its wall time)'),
 		   h('span', {class: 'key u-gc'}, 'GC pause'),
 		   h('span', {class: 'key u-poolq'}, 'thread-pool queue'),
+		   tl.some((x) => x.kind === 'net_wait') ? h('span', {class: 'key u-netq'}, 'waiting for another service') : null,
 		   sql.length ? h('span', {class: 'key u-sql'}, 'SQL statement') : null));
 }

@@ -90,6 +90,9 @@ enum tg_sys {
 /* The connection is TLS-encrypted (a PostgreSQL SSLRequest answered 'S'): no
  * payload is captured, the plaintext comes as TG_EV_TLS events. */
 #define TG_DATA_CIPHER 0x4
+/* A client connection to another service (not PostgreSQL): no payload by
+ * design, the event says when and how much (network waits). */
+#define TG_DATA_TIMING 0x8
 
 enum tg_proc_kind {
 	TG_PROC_FORK = 1, /* a traced process forked a new process (child_pid) */

@@ -102,7 +102,7 @@ async function serve(db) {
 }
 
 // 20-byte little-endian timeline records (docs/schema.md, version 5).
-const KINDS = {run: 1, gc: 2, pool_wait: 3};
+const KINDS = {run: 1, gc: 2, pool_wait: 3, net_wait: 4};
 function blob(spans) {
 	const b = Buffer.alloc(spans.length * 20);
 	spans.forEach((s, i) => {
@@ -115,8 +115,8 @@ function blob(spans) {
 	return "X'" + b.toString('hex') + "'";
 }
 
-const USAGE_COLS = ['cpu_ns', 'cpu_pool_ns', 'runq_ns', 'pool_wait_ns', 'lock_ns', 'minflt', 'majflt', 'heap_bytes',
-		    'gc_count', 'gc_ns', 'usage_flags', 'timeline'];
+const USAGE_COLS = ['cpu_ns', 'cpu_pool_ns', 'runq_ns', 'pool_wait_ns', 'lock_ns', 'net_ns', 'minflt', 'majflt',
+		    'heap_bytes', 'gc_count', 'gc_ns', 'usage_flags', 'timeline'];
 let RUN; // the latest run
 let A; // the request with a full usage record (and the most SQL statements)
 let SPANS; // its timeline
@@ -147,6 +147,7 @@ function makeData() {
 		{kind: 'run', start_us: at(0.5), dur_us: at(0.1), cpu_us: at(0.1), tid: loop},
 		{kind: 'gc', start_us: at(0.52), dur_us: at(0.03), cpu_us: 0, tid: loop},
 		{kind: 'run', start_us: at(0.6), dur_us: at(0.3), cpu_us: at(0.15), tid: loop + 1001},
+		{kind: 'net_wait', start_us: at(0.62), dur_us: at(0.2), cpu_us: 0, tid: loop},
 	];
 	const runs = SPANS.filter((s) => s.kind === 'run');
 	A.cpu_ns = runs.reduce((a, s) => a + s.cpu_us, 0) * 1000;
@@ -154,6 +155,7 @@ function makeData() {
 	A.runq_ns = at(0.05) * 1000;
 	A.pool_wait_ns = at(0.1) * 1000;
 	A.lock_ns = at(0.04) * 1000;
+	A.net_ns = at(0.2) * 1000;
 	A.gc_ns = at(0.03) * 1000;
 	A.loop = loop;
 	// Every request of the run but one in five gets a CPU time (distinct, so
@@ -168,7 +170,7 @@ function makeData() {
 			gc_ns = (id % 2) * 250000, usage_flags = 1
 		WHERE ${W} AND id % 5 != 0 AND id != ${A.id};
 		UPDATE requests SET cpu_ns = ${A.cpu_ns}, cpu_pool_ns = ${A.cpu_pool_ns}, runq_ns = ${A.runq_ns},
-			pool_wait_ns = ${A.pool_wait_ns}, lock_ns = ${A.lock_ns}, minflt = 1234, majflt = 5, heap_bytes = ${3 * 1048576 + 12345},
+			pool_wait_ns = ${A.pool_wait_ns}, lock_ns = ${A.lock_ns}, net_ns = ${A.net_ns}, minflt = 1234, majflt = 5, heap_bytes = ${3 * 1048576 + 12345},
 			gc_count = 2, gc_ns = ${A.gc_ns}, usage_flags = 15, timeline = ${blob(SPANS)}
 		WHERE id = ${A.id};
 		UPDATE rollup_endpoint SET
@@ -285,12 +287,14 @@ t('request: the Resources panel shows CPU, the off-CPU split, memory, GC and the
 	assert.ok(await page.isVisible('#u-partial'), 'partial badge');
 	assert.ok(await page.isVisible('#u-lost'), 'lost events badge');
 
-	// The off-CPU legend names the five parts with the database's figures.
+	// The off-CPU legend names the six parts with the database's figures.
 	const legend = await page.$$eval('#u-waits li', (ls) => ls.map((l) => [l.dataset.part, l.textContent]));
-	assert.deepEqual(legend.map((l) => l[0]), ['sql_ms', 'runq_ms', 'pool_wait_ms', 'lock_wait_ms', 'other_wait_ms']);
-	assert.equal(legend[1][1], 'CPU contention ' + fmtMs(A.runq_ns / 1e6));
-	assert.equal(legend[2][1], 'Thread-pool queue ' + fmtMs(A.pool_wait_ns / 1e6));
-	assert.equal(legend[3][1], 'Lock (GIL) waits ' + fmtMs(A.lock_ns / 1e6));
+	assert.deepEqual(legend.map((l) => l[0]),
+			 ['sql_ms', 'net_wait_ms', 'runq_ms', 'pool_wait_ms', 'lock_wait_ms', 'other_wait_ms']);
+	assert.equal(legend[1][1], 'Other services ' + fmtMs(A.net_ns / 1e6));
+	assert.equal(legend[2][1], 'CPU contention ' + fmtMs(A.runq_ns / 1e6));
+	assert.equal(legend[3][1], 'Thread-pool queue ' + fmtMs(A.pool_wait_ns / 1e6));
+	assert.equal(legend[4][1], 'Lock (GIL) waits ' + fmtMs(A.lock_ns / 1e6));
 	// The stacked bar: one segment per non-zero part, CPU contention and pool queue in proportion.
 	const segs = await page.$$eval('#u-waitbar .seg', (ss) => ss.map((s) => [s.dataset.part, s.getBoundingClientRect().width]));
 	assert.ok(segs.length >= 2, 'at least two segments');
@@ -315,6 +319,9 @@ t('request: the timeline waterfall has one lane per thread, plus SQL; spans by k
 	assert.equal(await count('#u-spans-truncated'), 1, 'the spans-truncated note');
 	assert.equal(await count('.tl-span[data-kind="pool_wait"]'), 1);
 	assert.equal(await count(`li[data-tid="${A.loop + 1000}"] .tl-span[data-kind="pool_wait"]`), 1);
+	// A network wait sits on the lane of the thread that wrote the call.
+	assert.equal(await count(`li[data-tid="${A.loop}"] .tl-span[data-kind="net_wait"]`), 1);
+	assert.equal(await count('.legend .key.u-netq'), 1, 'its legend key');
 	// A run span's fill is its CPU share of its wall time (the first one: 80 %).
 	const fill = await page.$eval(`li[data-tid="${A.loop}"] .tl-span[data-kind="run"] .tl-cpu`,
 				      (c) => c.getBoundingClientRect().height / c.parentElement.clientHeight);

@@ -34,6 +34,11 @@ stops when thread_time says US have been spent):
                                      ints: not GC-tracked, so the allocation
                                      itself triggers no automatic collection),
                                      calls gc.collect(), drops the list
+    GET /net/{rid}/{ms}              async def, calls another service (the test's
+                                     upstream at TG_UPSTREAM_PORT, which answers
+                                     after ms) over a fresh asyncio connection;
+                                     x-net-ns: from its request written to the
+                                     first byte of the answer read
     GET /truth/gc                    process-wide GC counts since start: total,
                                      explicit (inside /alloc's gc.collect()) and
                                      by generation
@@ -45,6 +50,7 @@ Run: /usr/bin/python3 -m uvicorn app_usage:app --app-dir tests/e2e
 import asyncio
 import contextvars
 import gc
+import os
 import resource
 import time
 
@@ -211,6 +217,23 @@ async def alloc(rid: str, mb: int):
     del data
     m.stop()
     return JSONResponse({"rid": rid, "n": size}, headers=m.headers(x_gc_ns=gc_ns))
+
+
+@app.get("/net/{rid}/{ms}")
+async def net(rid: str, ms: int):
+    reader, writer = await asyncio.open_connection("127.0.0.1",
+                                                   int(os.environ["TG_UPSTREAM_PORT"]))
+    try:
+        writer.write(f"GET /wait/{ms} HTTP/1.0\r\nHost: upstream\r\n\r\n".encode())
+        t0 = time.perf_counter_ns()
+        await writer.drain()
+        first = await reader.read(1)
+        waited = time.perf_counter_ns() - t0
+        rest = await reader.read()
+    finally:
+        writer.close()
+    assert first == b"H" and rest.startswith(b"TTP/1.0 200"), first + rest[:40]
+    return JSONResponse({"rid": rid}, headers={"x-net-ns": str(waited)})
 
 
 @app.get("/truth/gc")

@@ -67,6 +67,11 @@ Checks:
     cpu_pool_ns of the zero-CPU pool requests + JITTER_NS (50 us: the
     worker's thread_time and the tracer's on-CPU time are different clocks);
     cpu_pool_ns == 0 elsewhere.
+  - network waits: a request that calls another service (an upstream in the
+    test process answering after 20-40 ms) has net_ns >= that delay and <=
+    what its handler measured from its write to the answer's first byte (+
+    JITTER_NS), and <= its duration; every other request has net_ns == 0.
+    Both but for 5 % (printed).
   - usage_flags valid (0x1) on every request on the stdlib loop, on >= 99 %
     on uvloop (the rest stored without figures, never with wrong ones);
     runq_ns, pool_wait_ns >= 0.
@@ -78,6 +83,7 @@ Ground truth only, untraced: sudo /usr/bin/python3 tests/e2e/test_usage.py [asyn
 """
 
 import http.client
+import http.server
 import os
 import queue
 import random
@@ -108,6 +114,7 @@ MIX = {
     "mw": (60, (2000, 8000)),
     "stream": (40, (2000, 8000)),
     "alloc": (12, (20, 20)),
+    "net": (30, (20, 40)),
     "hello": (80, (0, 0)),
     "cpu0": (15, (0, 0)),
     "pool0": (15, (0, 0)),
@@ -193,8 +200,9 @@ def parse_truth(j):
         j["truth_minflt"] = int(h["x-minflt"])
         if "x-gc-ns" in h:
             j["truth_gc_ns"] = int(h["x-gc-ns"])
-    else:  # /hello
+    else:  # /hello, /net: no CPU to speak of
         j["truth"], j["truth_gc"], j["truth_minflt"] = 0, 0, 0
+        j["truth_net"] = int(h.get("x-net-ns", 0))
 
 
 def process_cpu_ns(pid):
@@ -250,12 +258,36 @@ def warm_pool(port):
     drive(port, work, threads=LOAD_THREADS)
 
 
-def start_app(loop):
+class _Upstream(http.server.BaseHTTPRequestHandler):
+    """Another service: GET /wait/MS answers after MS milliseconds."""
+
+    def do_GET(self):
+        time.sleep(int(self.path.rsplit("/", 1)[1]) / 1000.0)
+        body = b"waited\n"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def start_upstream():
+    """The service /net calls, in this (untraced) process; returns the server."""
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Upstream)
+    srv.daemon_threads = True
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv
+
+
+def start_app(loop, upstream_port):
     port = free_port()
+    env = dict(os.environ, TG_UPSTREAM_PORT=str(upstream_port))
     p = subprocess.Popen([PY, "-m", "uvicorn", "app_usage:app", "--app-dir", E2E_DIR,
                           "--host", "127.0.0.1", "--port", str(port), "--loop", loop,
                           "--http", "httptools", "--log-level", "warning", "--no-access-log"],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_ready(port, proc=p)
     except Exception:
@@ -288,7 +320,8 @@ def pct(xs, p):
 def run(request, tmp_path_factory):
     loop = request.param
     db = str(tmp_path_factory.mktemp("usage-" + loop) / "tg.db")
-    app, port = start_app(loop)
+    upstream = start_upstream()
+    app, port = start_app(loop, upstream.server_address[1])
     try:
         f_untraced = untraced_costs(port, app.pid)
         warm_pool(port)
@@ -302,6 +335,10 @@ def run(request, tmp_path_factory):
         t_attach = time.monotonic() - t_attach
         try:
             time.sleep(0.5)  # initial /proc scan, /openapi.json
+            # The first client connection attaches uvloop's write probe
+            # (bpf/uvwrite.bpf.h), a poll later: not inside the measured load.
+            drive(port, [{"shape": "net", "rid": "warm", "amount": 1, "path": "/net/warm/1"}], 1)
+            time.sleep(0.3)
             work = jobs(seed=sum(map(ord, loop)))
             wall = drive(port, work)
             time.sleep(0.5)
@@ -315,6 +352,7 @@ def run(request, tmp_path_factory):
         gc1 = get_json(port, "/truth/gc")
     finally:
         stop_proc(app)
+        upstream.shutdown()
     gc_truth = {k: gc1[k] - gc0[k] for k in gc1}
     cols = {r["name"] for r in db_rows(db, "PRAGMA table_info(requests)")}
     rows = {r["path"]: r for r in db_rows(db, "SELECT * FROM requests")}
@@ -378,7 +416,7 @@ def print_summary(res):
         c = statistics.mean(r["cpu_ns"] for _, r in ps)
         d = [r["cpu_ns"] - j["truth"] for j, r in ps]
         worst = max(ps, key=lambda p: abs(p[1]["cpu_ns"] - p[0]["truth"]))
-        zero = {"sleep": "cpu0", "alloc": "cpu0"}.get(shape, shape if shape.endswith("0")
+        zero = {"sleep": "cpu0", "alloc": "cpu0", "net": "cpu0"}.get(shape, shape if shape.endswith("0")
                                                       or shape == "hello" else shape + "0")
         fz = statistics.median(r["cpu_ns"] for j, r in ps_all(res, zero))
         zeros = sum(1 for _, r in ps if r["cpu_ns"] == 0)
@@ -386,6 +424,9 @@ def print_summary(res):
         if shape.startswith("pool"):
             extra = " pool mean %.0f us" % (statistics.mean((r["cpu_pool_ns"] or 0)
                                                             for _, r in ps) / 1e3)
+        if shape == "net" and "net_ns" in res["cols"]:
+            extra = " net_ns - handler's wait: median %.0f us" % (statistics.median(
+                (r["net_ns"] or 0) - j["truth_net"] for j, r in ps) / 1e3)
         print(f"  {shape:8s} n={len(ps):3d} truth {t / 1e3:8.0f} us  tg {c / 1e3:8.0f} us "
               f"({(c / t - 1) * 100 if t > 1e5 else 0:+6.1f} %, "
               f"-F {((c - fz) / t - 1) * 100 if t > 1e5 else 0:+5.1f} %)"
@@ -586,10 +627,33 @@ def test_pool_cpu(run):
     assert len(on_pool) <= outliers(len(loop_only)) // 4, on_pool
 
 
+def test_network_waits(run):
+    """A request that calls another service is charged the wait for the
+    answer; nobody else is."""
+    need_usage(run)
+    assert "net_ns" in run["cols"], "requests has no net_ns (schema < 6)"
+    bad = []
+    calls = pairs(run, "net")
+    for j, r in calls:
+        lo, hi = j["amount"] * 1_000_000, min(j["truth_net"] + JITTER_NS, r["duration_ns"])
+        if not lo <= (r["net_ns"] or 0) <= hi:
+            bad.append((j["path"], lo, r["net_ns"], hi))
+    if bad:
+        print(f"\n[{run['loop']}] network waits off: {bad}")
+    assert len(calls) >= 0.9 * MIX["net"][0], len(calls)
+    assert len(bad) <= outliers(len(calls)), f"(path, upstream delay, net_ns, upper): {bad[:8]}"
+    rest = pairs(run, *(s for s in MIX if s != "net"))
+    charged = [(j["path"], r["net_ns"]) for j, r in rest if r["net_ns"]]
+    if charged:
+        print(f"\n[{run['loop']}] charged network waits they did not make: {charged}")
+    assert len(charged) <= outliers(len(calls)), charged[:8]
+
+
 # ---- untraced ground-truth run (development aid) ------------------------------------------------
 
 def main(loop):
-    app, port = start_app(loop)
+    upstream = start_upstream()
+    app, port = start_app(loop, upstream.server_address[1])
     try:
         f = untraced_costs(port, app.pid)
         work = jobs(seed=1)
@@ -599,6 +663,7 @@ def main(loop):
         gc_truth = get_json(port, "/truth/gc")
     finally:
         stop_proc(app)
+        upstream.shutdown()
     print(f"[{loop}] untraced: process CPU per zero request "
           f"{ {k: round(v / 1e3) for k, v in f.items()} } us; {len(work)} requests "
           f"in {wall:.1f} s, process CPU {cpu / 1e9:.2f} s; gc {gc_truth}")

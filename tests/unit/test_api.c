@@ -93,17 +93,20 @@ static void set_usage(struct tg_request *r, int i)
 	u->runq_ns = 50000;
 	u->pool_wait_ns = 30000;
 	u->lock_ns = 20000;
+	u->net_ns = 40000;
 	u->majflt = 1;
 	u->heap_bytes = 1 << 20;
 	r->sql_count = 1;
 	r->sql_ns = 100000;
-	u->nspans = 3;
+	u->nspans = 4;
 	u->spans[0] = (struct tg_span){
 	    .start_us = 0, .dur_us = 100, .cpu_us = 80, .tid = 43, .kind = TG_SPAN_RUN};
 	u->spans[1] =
 	    (struct tg_span){.start_us = 100, .dur_us = 20, .tid = 43, .kind = TG_SPAN_GC};
 	u->spans[2] =
 	    (struct tg_span){.start_us = 120, .dur_us = 30, .tid = 44, .kind = TG_SPAN_POOL_WAIT};
+	u->spans[3] =
+	    (struct tg_span){.start_us = 200, .dur_us = 40, .tid = 43, .kind = TG_SPAN_NET};
 }
 
 static void make_db(const char *path, bool live)
@@ -958,14 +961,16 @@ static void test_usage_request_detail(void **state)
 	assert_close(num(u, "runq_ms"), 0.05, 1e-9);
 	assert_close(num(u, "pool_wait_ms"), 0.03, 1e-9);
 	assert_close(num(u, "lock_wait_ms"), 0.02, 1e-9);
-	assert_close(num(u, "other_wait_ms"), 0.175, 1e-9); /* 0.375 - 0.1 - 0.05 - 0.03 - 0.02 */
+	assert_close(num(u, "net_wait_ms"), 0.04, 1e-9);
+	/* 0.375 - 0.1 - 0.04 - 0.05 - 0.03 - 0.02 */
+	assert_close(num(u, "other_wait_ms"), 0.135, 1e-9);
 	assert_int_equal(num(u, "minflt"), 3);
 	assert_int_equal(num(u, "majflt"), 1);
 	assert_int_equal(num(u, "heap_bytes"), 1 << 20);
 	assert_int_equal(num(u, "gc_count"), 0);
 	assert_true(cJSON_IsTrue(cJSON_GetObjectItem(u, "partial")));
 	tl = cJSON_GetObjectItem(u, "timeline");
-	assert_int_equal(cJSON_GetArraySize(tl), 3);
+	assert_int_equal(cJSON_GetArraySize(tl), 4);
 	sp = cJSON_GetArrayItem(tl, 0);
 	assert_string_equal(str(sp, "kind"), "run");
 	assert_close(num(sp, "start_ms"), 0, 1e-9);
@@ -977,6 +982,9 @@ static void test_usage_request_detail(void **state)
 	assert_string_equal(str(sp, "kind"), "pool_wait");
 	assert_close(num(sp, "start_ms"), 0.12, 1e-9);
 	assert_int_equal(num(sp, "tid"), 44);
+	sp = cJSON_GetArrayItem(tl, 3);
+	assert_string_equal(str(sp, "kind"), "net_wait");
+	assert_close(num(sp, "dur_ms"), 0.04, 1e-9);
 	cJSON_Delete(j);
 
 	j = get_json("/api/requests/8", 200); /* i = 7: completed later, 1 s of CPU */

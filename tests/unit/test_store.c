@@ -734,6 +734,7 @@ static void set_usage(struct tg_request *r, uint64_t cpu_ns, uint32_t nspans)
 	u->cpu_pool_ns = cpu_ns / 4;
 	u->runq_ns = 300;
 	u->pool_wait_ns = 400;
+	u->net_ns = 600;
 	u->minflt = 5;
 	u->majflt = 1;
 	u->heap_bytes = 65536;
@@ -788,6 +789,8 @@ static void test_usage_columns(void **state)
 			 300 + 400000 + 5000000 + 100000000);
 	assert_int_equal(
 	    query_int(f->path, "SELECT heap_bytes FROM requests WHERE path = '/valid'"), 65536);
+	assert_int_equal(query_int(f->path, "SELECT net_ns FROM requests WHERE path = '/valid'"),
+			 600);
 	assert_int_equal(
 	    query_int(f->path, "SELECT gc_ns * 10 + gc_count FROM requests WHERE path = '/valid'"),
 	    70002);
@@ -811,7 +814,7 @@ static void test_usage_columns(void **state)
 				   "SELECT count(*) FROM requests WHERE path = '/none'"
 				   " AND coalesce(cpu_ns, cpu_pool_ns, runq_ns, pool_wait_ns,"
 				   " minflt, majflt, heap_bytes, gc_count, gc_ns, usage_flags,"
-				   " timeline) IS NULL"),
+				   " timeline, net_ns) IS NULL"),
 			 1);
 	assert_int_equal(query_int(f->path, "SELECT count(*) FROM requests WHERE path = '/invalid'"
 					    " AND coalesce(cpu_ns, usage_flags, timeline) IS NULL"),
@@ -869,10 +872,12 @@ static void test_update_usage(void **state)
 	/* same batch as the INSERT (most likely): applied after it */
 	set_usage(&r, 5000000, 3);
 	r.usage.flags |= TG_USAGE_PARTIAL;
+	r.usage.net_ns = 700;
 	assert_int_equal(tg_store__update_usage(s, a, &r.usage), 0);
 	assert_int_equal(tg_store__flush(s), 0);
 	assert_int_equal(query_int(f->path, "SELECT cpu_ns FROM requests WHERE path = '/a'"),
 			 5000000);
+	assert_int_equal(query_int(f->path, "SELECT net_ns FROM requests WHERE path = '/a'"), 700);
 	assert_int_equal(query_int(f->path, "SELECT usage_flags FROM requests WHERE path = '/a'"),
 			 TG_USAGE_VALID | TG_USAGE_PARTIAL);
 	assert_int_equal(

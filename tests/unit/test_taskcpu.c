@@ -928,6 +928,83 @@ static void test_pipeline_update(void **state)
 	tg_pipeline__free(p);
 }
 
+/* A timing-only client event (another service) of conn 2, fd 9. */
+static void p_net(struct tg_pipeline *p, uint32_t seq, uint8_t dir, uint32_t len, uint64_t ts,
+		  uint64_t key)
+{
+	size_t size;
+	struct tg_ev_data *d = evgen_data(PID, 9, 2, seq, dir, "", 0, 0, ts, &size);
+
+	d->hdr.tid = LOOP;
+	d->len = len;
+	d->flags = TG_DATA_TIMING;
+	d->task_key = key;
+	assert_int_equal(tg_pipeline__event(p, d, size), 0);
+	free(d);
+}
+
+/* The request's task calls another service: from its write to the first
+ * read of the answer it waits on the network (net_ns, a NET span). A second
+ * write before the answer (pipelined) does not restart the wait; the read
+ * after the answer's first does not end another; the loop's own Context's
+ * exchange is nobody's; lost events end a wait unanswered. */
+static void test_network_wait(void **state)
+{
+	struct psink s = {0};
+	struct tg_pipeline_cfg cfg = {
+	    .on_request = p_on_request, .on_usage = p_on_usage, .ctx = &s};
+	struct tg_pipeline *p = tg_pipeline__new(&cfg);
+	struct tg_ev_conn c = evgen_conn(PID, 7, 1, 40000, 0, TG_ORIGIN_ACCEPT);
+	struct tg_ev_conn up = evgen_conn(PID, 9, 2, 8080, 0, TG_ORIGIN_CONNECT);
+	struct tg_pipeline_stats ps;
+	bool net_span = false;
+
+	(void)state;
+	assert_non_null(p);
+	up.role = TG_ROLE_CLIENT;
+	assert_int_equal(tg_pipeline__event(p, &c, sizeof(c)), 0);
+	assert_int_equal(tg_pipeline__event(p, &up, sizeof(up)), 0);
+	p_task(p, LOOP, TG_TASK_ENTER, 0x500, 0, 1 * MS, 0);
+	p_data(p, LOOP, 0, TG_DIR_IN, "GET /x HTTP/1.1\r\nHost: a\r\n\r\n", 1 * MS + 10 * US,
+	       20 * US, 0);
+	p_task(p, LOOP, TG_TASK_LINK, 0x1000, 0x500, 1 * MS + 20 * US, 25 * US);
+	p_task(p, LOOP, TG_TASK_ENTER, 0x1000, 0, 1 * MS + 30 * US, 30 * US);
+	p_net(p, 0, TG_DIR_OUT, 120, 1 * MS + 100 * US, 0x1000);
+	p_net(p, 1, TG_DIR_OUT, 80, 1 * MS + 150 * US, 0x1000);
+	p_task(p, LOOP, TG_TASK_PARK, 0, 0, 1 * MS + 160 * US, 60 * US);
+	p_net(p, 2, TG_DIR_IN, 4000, 3 * MS + 100 * US, 0);
+	p_net(p, 3, TG_DIR_IN, 4000, 3 * MS + 200 * US, 0);
+	/* the loop's own exchange: no request's */
+	p_net(p, 4, TG_DIR_OUT, 10, 3 * MS + 300 * US, 0x500);
+	p_net(p, 5, TG_DIR_IN, 10, 3 * MS + 900 * US, 0);
+	/* a write whose answer is lost with other events: no wait */
+	p_net(p, 6, TG_DIR_OUT, 10, 4 * MS, 0x1000);
+	p_net(p, 9, TG_DIR_IN, 10, 9 * MS, 0);
+	p_task(p, LOOP, TG_TASK_ENTER, 0x1000, 0, 9 * MS + 100 * US, 70 * US);
+	p_data(p, LOOP, 1, TG_DIR_OUT, "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok",
+	       9 * MS + 200 * US, 150 * US, 0x1000);
+	assert_int_equal(s.nreq, 1);
+	assert_int_equal(s.req.usage.flags, TG_USAGE_VALID);
+	assert_int_equal(s.req.usage.net_ns, 2 * MS);
+	for (uint32_t i = 0; i < s.req.usage.nspans; i++) {
+		const struct tg_span *sp = &s.req.usage.spans[i];
+
+		if (sp->kind == TG_SPAN_NET) {
+			assert_false(net_span);
+			net_span = true;
+			assert_int_equal(sp->start_us, 90); /* from the request's start */
+			assert_int_equal(sp->dur_us, 2000);
+			assert_int_equal(sp->tid, LOOP);
+			assert_int_equal(sp->cpu_us, 0);
+		}
+	}
+	assert_true(net_span);
+	tg_pipeline__stats(p, &ps);
+	assert_int_equal(ps.net_waits, 2); /* the request's and the loop's */
+	tg_pipeline__finish(p, 10 * MS);
+	tg_pipeline__free(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -951,6 +1028,7 @@ int main(void)
 	    cmocka_unit_test(test_garbage),
 	    cmocka_unit_test(test_through_pipeline),
 	    cmocka_unit_test(test_pipeline_update),
+	    cmocka_unit_test(test_network_wait),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
