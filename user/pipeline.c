@@ -561,6 +561,10 @@ int tg_pipeline__event(struct tg_pipeline *p, const void *ev, size_t size)
 		if (e->kind == TG_PROC_EXIT) {
 			close_pid(p, h->pid, h->ts_ns);
 			tg_taskcpu__proc_exit(p->tc, h->pid, h->ts_ns);
+		} else if (e->kind == TG_PROC_EXEC) {
+			/* A new image: the old one's Contexts are gone (its closed
+			 * connections came as TG_EV_CLOSE from the tracer). */
+			tg_taskcpu__proc_exit(p->tc, h->pid, h->ts_ns);
 		}
 		break;
 	}

@@ -211,6 +211,57 @@ static void forget_conns(struct tg_tracer *t, uint32_t tgid)
 		bpf_map_delete_elem(fd, prev);
 }
 
+/* fd of pid is open and a socket. */
+static bool fd_is_socket(uint32_t pid, int32_t fd)
+{
+	char path[64], link[16];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%u/fd/%d", pid, fd);
+	n = readlink(path, link, sizeof(link));
+	return n >= 7 && !memcmp(link, "socket:", 7);
+}
+
+/* pid exec'd (at ts_ns): its sockets made with O_CLOEXEC (Python's default)
+ * closed without a close() the kernel side could see. Forget the followed
+ * ones whose fd is no longer a socket and hand a TG_EV_CLOSE for each to
+ * the callback first, so what was pending on them is finished and a later
+ * file on the same fd number is not read as their data. */
+static void forget_exec_closed(struct tg_tracer *t, uint32_t tgid, uint64_t ts_ns)
+{
+	int fd = bpf_map__fd(t->skel->maps.conns);
+	struct tg_conn_key key, next, gone[64];
+	struct tg_conn_key *prev = NULL;
+	size_t n = 0;
+
+	/* Collect first (deleting while walking restarts the walk). */
+	while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+		if (next.tgid == tgid && n < sizeof(gone) / sizeof(gone[0]) &&
+		    !fd_is_socket(tgid, next.fd))
+			gone[n++] = next;
+		key = next;
+		prev = &key;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct tg_conn_val v;
+		struct tg_ev_close ev;
+
+		if (bpf_map_lookup_elem(fd, &gone[i], &v) || bpf_map_delete_elem(fd, &gone[i]))
+			continue;
+		memset(&ev, 0, sizeof(ev));
+		ev.hdr.type = TG_EV_CLOSE;
+		ev.hdr.size = sizeof(ev);
+		ev.hdr.pid = tgid;
+		ev.hdr.tid = tgid;
+		ev.hdr.ts_ns = ts_ns;
+		ev.conn_id = v.conn_id;
+		ev.fd = gone[i].fd;
+		ev.seq = (uint32_t)v.seq;
+		t->handled++;
+		t->fn(t->ctx, &ev, sizeof(ev));
+	}
+}
+
 static void task_probes_detach(struct tg_tracer *t, pid_t pid)
 {
 	for (size_t i = 0; i < t->nprobes; i++) {
@@ -458,6 +509,7 @@ static int on_sample(void *ctx, void *data, size_t size)
 			tls_detach(t, (pid_t)h->pid);
 			bpf_map_delete_elem(bpf_map__fd(t->skel->maps.py_procs), &key);
 		} else if (p->kind == TG_PROC_EXEC) {
+			forget_exec_closed(t, h->pid, h->ts_ns);
 			tls_detach(t, (pid_t)h->pid); /* the new image maps its own libssl */
 			python_register(t, (pid_t)h->pid);
 		} else if (p->kind == TG_PROC_FORK) {

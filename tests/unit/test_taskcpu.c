@@ -1005,6 +1005,37 @@ static void test_network_wait(void **state)
 	tg_pipeline__free(p);
 }
 
+/* An exec: the new image's Contexts are not the old one's. What the old
+ * one's were doing is forgotten (and a pending request completed). */
+static void test_exec_forgets_contexts(void **state)
+{
+	struct psink s = {0};
+	struct tg_pipeline_cfg cfg = {
+	    .on_request = p_on_request, .on_usage = p_on_usage, .ctx = &s};
+	struct tg_pipeline *p = tg_pipeline__new(&cfg);
+	struct tg_taskcpu_stats ts;
+	struct tg_ev_proc e;
+
+	(void)state;
+	assert_non_null(p);
+	p_task(p, LOOP, TG_TASK_LINK, 0x1000, 0x500, 1 * MS, 0);
+	p_task(p, LOOP, TG_TASK_ENTER, 0x1000, 0, 1 * MS + 10 * US, 10 * US);
+	tg_pipeline__task_stats(p, &ts);
+	assert_true(ts.accounts > 0);
+	memset(&e, 0, sizeof(e));
+	e.hdr.type = TG_EV_PROC;
+	e.hdr.size = sizeof(e);
+	e.hdr.pid = PID;
+	e.hdr.tid = LOOP;
+	e.hdr.ts_ns = 2 * MS;
+	e.kind = TG_PROC_EXEC;
+	assert_int_equal(tg_pipeline__event(p, &e, sizeof(e)), 0);
+	tg_pipeline__task_stats(p, &ts);
+	assert_int_equal(ts.accounts, 0);
+	tg_pipeline__finish(p, 3 * MS);
+	tg_pipeline__free(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1029,6 +1060,7 @@ int main(void)
 	    cmocka_unit_test(test_through_pipeline),
 	    cmocka_unit_test(test_pipeline_update),
 	    cmocka_unit_test(test_network_wait),
+	    cmocka_unit_test(test_exec_forgets_contexts),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

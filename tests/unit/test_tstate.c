@@ -8,7 +8,9 @@
  *    reservations, and counts PROT_NONE memory that mprotect opens, once;
  *  - exec forgets the thread's Context, Python and TLS caches and the
  *    process's last brk (a new image's brk is elsewhere: it was counted as
- *    growth).
+ *    growth);
+ *  - exec closes the followed sockets made with O_CLOEXEC (the tracer hands
+ *    a TG_EV_CLOSE for each and forgets them), not the others.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -26,12 +28,16 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "timeglass/events.h"
 #include "tracer.h"
 #include "tstate.h"
 
@@ -220,11 +226,127 @@ static void test_exec_forgets_the_old_image(void **state)
 	assert_true(v > low_brk);
 }
 
+/* The TG_EV_CLOSE events handed to the callback. */
+struct closes {
+	int n;
+	int32_t fd[8];
+};
+
+static int on_close_event(void *ctx, const void *ev, size_t size)
+{
+	const struct tg_ev_hdr *h = ev;
+	struct closes *c = ctx;
+
+	if (h->type == TG_EV_CLOSE && size >= sizeof(struct tg_ev_close) && c->n < 8)
+		c->fd[c->n++] = ((const struct tg_ev_close *)ev)->fd;
+	return 0;
+}
+
+/* A socket of this process connected to 127.0.0.1:port; cloexec or not. */
+static int connect_to(uint16_t port, bool cloexec)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+	int s = socket(AF_INET, SOCK_STREAM | (cloexec ? SOCK_CLOEXEC : 0), 0);
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (s < 0 || connect(s, (struct sockaddr *)&a, sizeof(a)))
+		_exit(126);
+	return s;
+}
+
+static void test_exec_closes_cloexec_sockets(void **state)
+{
+	struct tg_tracer_cfg cfg = {.no_task_probes = 1};
+	struct sockaddr_in a = {.sin_family = AF_INET};
+	socklen_t alen = sizeof(a);
+	struct closes seen = {0};
+	struct tg_tracer *tr;
+	int lfd, ready[2], go[2], fds[2] = {-1, -1}, conns_fd, a1, a2;
+	struct {
+		uint32_t tgid;
+		int32_t fd;
+	} key;
+	uint8_t val[64];
+	char err[512], comm[32] = "";
+	pid_t pid;
+
+	(void)state;
+	lfd = socket(AF_INET, SOCK_STREAM, 0);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(lfd, 4), 0);
+	assert_int_equal(getsockname(lfd, (struct sockaddr *)&a, &alen), 0);
+	assert_int_equal(pipe(ready), 0);
+	assert_int_equal(pipe(go), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (!pid) {
+		char c;
+
+		close(go[1]);
+		close(ready[0]);
+		fds[0] = connect_to(ntohs(a.sin_port), true);
+		fds[1] = connect_to(ntohs(a.sin_port), false);
+		if (write(ready[1], fds, sizeof(fds)) != sizeof(fds))
+			_exit(125);
+		if (read(go[0], &c, 1) == 1)
+			execl("/bin/sleep", "sleep", "5", (char *)NULL);
+		_exit(127);
+	}
+	close(go[0]);
+	close(ready[1]);
+	assert_int_equal(read(ready[0], fds, sizeof(fds)), sizeof(fds));
+	a1 = accept(lfd, NULL, NULL);
+	a2 = accept(lfd, NULL, NULL);
+	tr = tg_tracer__open(&cfg, on_close_event, &seen, err, sizeof(err));
+	if (!tr)
+		fail_msg("tracer: %s", err);
+	conns_fd = tg_tracer__map_fd(tr, "conns");
+	/* Found established at attach: both followed (client connections). */
+	assert_int_equal(tg_tracer__add_pid(tr, pid), 0);
+	key.tgid = (uint32_t)pid;
+	for (int i = 0; i < 2; i++) {
+		key.fd = fds[i];
+		assert_int_equal(bpf_map_lookup_elem(conns_fd, &key, val), 0);
+	}
+	assert_int_equal(write(go[1], "x", 1), 1);
+	for (int i = 0; i < 200 && strcmp(comm, "sleep\n"); i++) {
+		char path[64];
+		FILE *f;
+
+		usleep(10000);
+		snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
+		f = fopen(path, "r");
+		assert_non_null(f);
+		if (!fgets(comm, sizeof(comm), f))
+			comm[0] = 0;
+		fclose(f);
+	}
+	assert_string_equal(comm, "sleep\n");
+	for (int i = 0; i < 20 && !seen.n; i++)
+		tg_tracer__poll(tr, 50);
+	key.fd = fds[0];
+	assert_int_not_equal(bpf_map_lookup_elem(conns_fd, &key, val), 0);
+	key.fd = fds[1];
+	assert_int_equal(bpf_map_lookup_elem(conns_fd, &key, val), 0);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	tg_tracer__close(tr);
+	close(a1);
+	close(a2);
+	close(lfd);
+	close(go[1]);
+	close(ready[0]);
+	assert_int_equal(seen.n, 1);
+	assert_int_equal(seen.fd[0], fds[0]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup(test_heap_counts_accessible_anonymous_memory, need_root),
 	    cmocka_unit_test_setup(test_exec_forgets_the_old_image, need_root),
+	    cmocka_unit_test_setup(test_exec_closes_cloexec_sockets, need_root),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
