@@ -3,6 +3,7 @@
 #include "doctor.h"
 
 #include <errno.h>
+#include <glob.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -180,7 +181,40 @@ static void check_python(struct tg_check *c)
 		    "/usr/bin/python3 not found; HTTP capture still works for any server");
 }
 
-/* Where per-request CPU accounting would probe /usr/bin/python3 (pyctx.h). */
+/* An interpreter built with --enable-shared keeps its runtime in
+ * libpython3.X.so: the first such library in the usual places whose probe
+ * sites are found (path, s). Returns 0 or the first error. */
+static int find_in_libpython(char *path, size_t len, struct tg_pyctx_sites *s)
+{
+	static const char *const pats[] = {
+	    "/usr/lib/x86_64-linux-gnu/libpython3.*.so.1*",
+	    "/usr/lib/aarch64-linux-gnu/libpython3.*.so.1*", "/usr/lib64/libpython3.*.so.1*",
+	    "/usr/lib/libpython3.*.so.1*", "/usr/local/lib/libpython3.*.so.1*"};
+	int ret = -ENOENT;
+
+	for (size_t i = 0; i < sizeof(pats) / sizeof(pats[0]); i++) {
+		glob_t g;
+
+		if (glob(pats[i], 0, NULL, &g))
+			continue;
+		for (size_t k = 0; k < g.gl_pathc; k++) {
+			int r = tg_pyctx__find(g.gl_pathv[k], s);
+
+			if (!r) {
+				snprintf(path, len, "%s", g.gl_pathv[k]);
+				globfree(&g);
+				return 0;
+			}
+			if (ret == -ENOENT)
+				ret = r;
+		}
+		globfree(&g);
+	}
+	return ret;
+}
+
+/* Where per-request CPU accounting would probe /usr/bin/python3 (pyctx.h):
+ * the executable, or its shared libpython. */
 static void check_task_probes(struct tg_check *c)
 {
 	struct tg_pyctx_sites s;
@@ -192,6 +226,8 @@ static void check_task_probes(struct tg_check *c)
 		return;
 	}
 	ret = tg_pyctx__find(path, &s);
+	if (ret && !find_in_libpython(path, sizeof(path), &s))
+		ret = 0;
 	if (ret)
 		set(c, "task probes", TG_CHECK_WARN,
 		    "use an interpreter that exports PyContext_Enter", "%s: %s: no CPU per request",
