@@ -308,11 +308,6 @@ def get_json(port, path):
         c.close()
 
 
-def pct(xs, p):
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(p / 100 * len(xs)))]
-
-
 # ---- the traced run, once per loop --------------------------------------------------------------
 
 
