@@ -35,6 +35,7 @@
 #include "hist.h"
 #include "log.h"
 #include "route.h"
+#include "rowsrc.h"
 
 /* 16k jobs of ~2.2 KiB (a tg_request copy, its usage included): ~36 MiB, tens of ms of
  * buffering at full rate. Producers block beyond that. */
@@ -250,8 +251,19 @@ struct job {
 	};
 };
 
+/* The columns a request row is written with, in the order of
+ * request_column()'s cases: the row source's (BULK_TABLE) and the INSERT's. */
+#define REQUEST_COLS                                                                               \
+	"run_id, pid, tid, conn_id, start_ns, duration_ns, ttfb_ns, method, path, route, status,"  \
+	" req_bytes, resp_bytes, flags, peer, sql_count, sql_ns, id, cpu_ns, cpu_pool_ns,"         \
+	" runq_ns, pool_wait_ns, minflt, majflt, heap_bytes, gc_count, gc_ns, usage_flags,"        \
+	" timeline, lock_ns"
+/* The requests being written, as a table (rowsrc.h): one INSERT ... SELECT
+ * writes a run of queued requests in one statement. */
+#define BULK_TABLE "tg_queued_requests"
+
 enum stmt_id {
-	ST_INS_REQUEST,
+	ST_INS_REQUEST, /* every request of the row source */
 	ST_INS_TARGET,
 	ST_SEL_GUESSED,
 	ST_UPD_ROUTE,
@@ -266,12 +278,8 @@ enum stmt_id {
 };
 
 static const char *const stmt_sql[ST_COUNT] = {
-    [ST_INS_REQUEST] = ("INSERT INTO requests (run_id, pid, tid, conn_id, start_ns, duration_ns,"
-			" ttfb_ns, method, path, route, status, req_bytes, resp_bytes, flags, peer,"
-			" sql_count, sql_ns, id, cpu_ns, cpu_pool_ns, runq_ns, pool_wait_ns,"
-			" minflt, majflt, heap_bytes, gc_count, gc_ns, usage_flags, timeline,"
-			" lock_ns)"
-			" VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"),
+    [ST_INS_REQUEST] =
+	("INSERT INTO requests (" REQUEST_COLS ") SELECT " REQUEST_COLS " FROM " BULK_TABLE),
     [ST_INS_TARGET] = "INSERT INTO targets (run_id, pid, cmdline, seen_ns) VALUES (?,?,?,?)",
     [ST_SEL_GUESSED] = ("SELECT id, method, path FROM requests"
 			" WHERE run_id = ? AND pid = ? AND (flags & ?) != 0"),
@@ -374,9 +382,10 @@ struct tg_store {
 	uint64_t mono_to_epoch_ns;
 	struct tg_store_stats stats;
 	struct rollups roll; /* writer thread only (under db_lock) */
-	/* writer thread only: whether ST_INS_REQUEST's usage parameters hold values
-	 * (else NULL), and the timeline blob being bound */
-	bool usage_bound;
+	/* writer thread only: the requests ST_INS_REQUEST reads (ring slots
+	 * bulk_first.., bulk.n of them), and the timeline blob being written */
+	struct tg_rowsrc bulk;
+	size_t bulk_first;
 	uint8_t timeline[TG_SPANS_MAX * TG_TIMELINE_REC];
 };
 
@@ -546,6 +555,8 @@ static int check_writable(const char *path, char *err, size_t errlen)
 
 static void *writer_main(void *arg);
 
+static void request_column(void *ctx, size_t row, int col, sqlite3_context *out);
+
 struct tg_store *tg_store__open(const char *path, char *err, size_t errlen)
 {
 	struct tg_store *s;
@@ -580,6 +591,11 @@ struct tg_store *tg_store__open(const char *path, char *err, size_t errlen)
 	}
 	sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
 	rc = tg_hist__register_sql(s->db);
+	s->bulk.ctx = s;
+	s->bulk.column = request_column;
+	if (rc == SQLITE_OK)
+		rc = tg_rowsrc__register(s->db, BULK_TABLE, "CREATE TABLE x(" REQUEST_COLS ")",
+					 &s->bulk);
 	if (rc != SQLITE_OK) {
 		ret = open_error(s->db, rc, path, "registering functions", err, errlen);
 		goto fail;
@@ -641,58 +657,161 @@ static int step_done(sqlite3_stmt *st)
 	return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
-/* The first of ST_INS_REQUEST's 11 usage parameters, in ST_UPD_USAGE's order. */
-#define P_USAGE 19
 #define USAGE_PARAMS 12 /* cpu_ns .. timeline, lock_ns */
+#define USAGE_COL 18	/* the first of them in REQUEST_COLS (0-based) */
 
 static void bind_usage(struct tg_store *s, sqlite3_stmt *st, int first, const struct tg_usage *u);
 
-static int write_request(struct tg_store *s, const struct job *j)
+static void result_int_or_null(sqlite3_context *out, bool has, int64_t v)
 {
-	const struct tg_request *r = &j->req;
-	sqlite3_stmt *st = s->stmt[ST_INS_REQUEST];
+	if (has)
+		sqlite3_result_int64(out, v);
+	else
+		sqlite3_result_null(out);
+}
 
-	sqlite3_bind_int64(st, 1, j->run_id);
-	sqlite3_bind_int64(st, 2, r->pid);
-	sqlite3_bind_int64(st, 3, r->tid);
-	/* Stored as the same 64 bits, signed: ids with TG_CONN_ID_USER_BIT are negative. */
-	sqlite3_bind_int64(st, 4, (int64_t)r->conn_id);
-	sqlite3_bind_int64(st, 5, (int64_t)(r->start_ns + j->mono_to_epoch_ns));
-	if (r->end_ns && r->end_ns >= r->start_ns)
-		sqlite3_bind_int64(st, 6, (int64_t)(r->end_ns - r->start_ns));
+static void result_text_or_null(sqlite3_context *out, const char *text)
+{
+	if (*text)
+		sqlite3_result_text(out, text, -1, SQLITE_STATIC);
 	else
-		sqlite3_bind_null(st, 6);
-	if (r->first_resp_ns && r->first_resp_ns >= r->start_ns)
-		sqlite3_bind_int64(st, 7, (int64_t)(r->first_resp_ns - r->start_ns));
-	else
-		sqlite3_bind_null(st, 7);
-	sqlite3_bind_text(st, 8, r->method, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 9, r->target, -1, SQLITE_STATIC);
-	bind_text_or_null(st, 10, r->route);
-	if (r->status)
-		sqlite3_bind_int(st, 11, r->status);
-	else
-		sqlite3_bind_null(st, 11);
-	sqlite3_bind_int64(st, 12, (int64_t)r->req_bytes);
-	sqlite3_bind_int64(st, 13, (int64_t)r->resp_bytes);
-	sqlite3_bind_int64(st, 14, r->flags);
-	bind_text_or_null(st, 15, r->peer);
-	if (r->sql_count) {
-		sqlite3_bind_int64(st, 16, r->sql_count);
-		sqlite3_bind_int64(st, 17, (int64_t)r->sql_ns);
-	} else {
-		sqlite3_bind_null(st, 16);
-		sqlite3_bind_null(st, 17);
+		sqlite3_result_null(out);
+}
+
+/* Usage figure k (0 = cpu_ns .. 11 = lock_ns, ST_UPD_USAGE's order; not the
+ * timeline, 10) of u. */
+static int64_t usage_value(const struct tg_usage *u, int k)
+{
+	switch (k) {
+	case 0:
+		return (int64_t)u->cpu_ns;
+	case 1:
+		return (int64_t)u->cpu_pool_ns;
+	case 2:
+		return (int64_t)u->runq_ns;
+	case 3:
+		return (int64_t)u->pool_wait_ns;
+	case 4:
+		return (int64_t)u->minflt;
+	case 5:
+		return (int64_t)u->majflt;
+	case 6:
+		return (int64_t)u->heap_bytes;
+	case 7:
+		return u->gc_count;
+	case 8:
+		return (int64_t)u->gc_ns;
+	case 9:
+		return u->flags;
+	default:
+		return (int64_t)u->lock_ns;
 	}
-	sqlite3_bind_int64(st, 18, j->req_id);
-	/* Bindings persist across steps: the usage ones are bound for requests
-	 * with usage, and set back to NULL once after such a row, so requests of
-	 * untracked processes cost nothing more. */
-	if ((r->usage.flags & TG_USAGE_VALID) || s->usage_bound) {
-		bind_usage(s, st, P_USAGE, &r->usage);
-		s->usage_bound = r->usage.flags & TG_USAGE_VALID;
+}
+
+/* Column USAGE_COL + k (REQUEST_COLS): usage figure k of r (the timeline
+ * for k = 10), NULL when r has no usage. */
+static void usage_column(struct tg_store *s, const struct tg_request *r, int k,
+			 sqlite3_context *out)
+{
+	const struct tg_usage *u = &r->usage;
+	size_t n = 0;
+
+	if (!(u->flags & TG_USAGE_VALID) || k < 0 || k >= USAGE_PARAMS) {
+		sqlite3_result_null(out);
+		return;
 	}
-	return step_reset(st); /* every parameter is bound */
+	if (k != 10) {
+		sqlite3_result_int64(out, usage_value(u, k));
+		return;
+	}
+	n = tg_timeline__pack(u, s->timeline, sizeof(s->timeline));
+	if (n)
+		sqlite3_result_blob(out, s->timeline, (int)n, SQLITE_TRANSIENT);
+	else
+		sqlite3_result_null(out);
+}
+
+/*
+ * Column col (REQUEST_COLS) of the request in ring slot s->bulk_first + row:
+ * the row source of ST_INS_REQUEST. Text points into the job (SQLITE_STATIC:
+ * the slot is the writer's until the batch is released).
+ */
+static void request_column(void *ctx, size_t row, int col, sqlite3_context *out)
+{
+	struct tg_store *s = ctx;
+	const struct job *j = &s->jobs[(s->bulk_first + row) % QUEUE_LEN];
+	const struct tg_request *r = &j->req;
+
+	switch (col) {
+	case 0:
+		sqlite3_result_int64(out, j->run_id);
+		break;
+	case 1:
+		sqlite3_result_int64(out, r->pid);
+		break;
+	case 2:
+		sqlite3_result_int64(out, r->tid);
+		break;
+	case 3: /* the same 64 bits, signed: ids with TG_CONN_ID_USER_BIT are negative */
+		sqlite3_result_int64(out, (int64_t)r->conn_id);
+		break;
+	case 4:
+		sqlite3_result_int64(out, (int64_t)(r->start_ns + j->mono_to_epoch_ns));
+		break;
+	case 5:
+		result_int_or_null(out, r->end_ns && r->end_ns >= r->start_ns,
+				   (int64_t)(r->end_ns - r->start_ns));
+		break;
+	case 6:
+		result_int_or_null(out, r->first_resp_ns && r->first_resp_ns >= r->start_ns,
+				   (int64_t)(r->first_resp_ns - r->start_ns));
+		break;
+	case 7:
+		sqlite3_result_text(out, r->method, -1, SQLITE_STATIC);
+		break;
+	case 8:
+		sqlite3_result_text(out, r->target, -1, SQLITE_STATIC);
+		break;
+	case 9:
+		result_text_or_null(out, r->route);
+		break;
+	case 10:
+		result_int_or_null(out, r->status, r->status);
+		break;
+	case 11:
+		sqlite3_result_int64(out, (int64_t)r->req_bytes);
+		break;
+	case 12:
+		sqlite3_result_int64(out, (int64_t)r->resp_bytes);
+		break;
+	case 13:
+		sqlite3_result_int64(out, r->flags);
+		break;
+	case 14:
+		result_text_or_null(out, r->peer);
+		break;
+	case 15:
+		result_int_or_null(out, r->sql_count, r->sql_count);
+		break;
+	case 16:
+		result_int_or_null(out, r->sql_count, (int64_t)r->sql_ns);
+		break;
+	case 17:
+		sqlite3_result_int64(out, j->req_id);
+		break;
+	default:
+		usage_column(s, r, col - USAGE_COL, out);
+		break;
+	}
+}
+
+/* Write the n requests queued in ring slots first.. (all JOB_REQUEST) with
+ * one execution of ST_INS_REQUEST. */
+static int write_requests(struct tg_store *s, size_t first, size_t n)
+{
+	s->bulk_first = first;
+	s->bulk.n = n;
+	return step_reset(s->stmt[ST_INS_REQUEST]);
 }
 
 /* Bind the USAGE_PARAMS usage parameters first.. of st (in the order of ST_UPD_USAGE's
@@ -858,7 +977,7 @@ static struct roll_endpoint *roll_endpoint_for(struct rollups *ro, int64_t run_i
 	return ep;
 }
 
-/* Account one written request (same conversions as write_request). */
+/* Account one written request (same conversions as request_column). */
 static int roll_add(struct tg_store *s, const struct job *j)
 {
 	const struct tg_request *r = &j->req;
@@ -1081,13 +1200,15 @@ static int write_procstat(struct tg_store *s, const struct job *j)
 	return step_done(st);
 }
 
-static int write_job(struct tg_store *s, const struct job *j)
+/* Write the job in ring slot idx (a request alone: see write_batch). */
+static int write_job(struct tg_store *s, size_t idx)
 {
+	const struct job *j = &s->jobs[idx % QUEUE_LEN];
 	int rc;
 
 	switch (j->kind) {
 	case JOB_REQUEST:
-		rc = write_request(s, j);
+		rc = write_requests(s, idx, 1);
 		return rc == SQLITE_OK ? roll_add(s, j) : rc;
 	case JOB_TARGET:
 		return write_target(s, j);
@@ -1101,6 +1222,29 @@ static int write_job(struct tg_store *s, const struct job *j)
 		return write_procstat(s, j);
 	}
 	return SQLITE_MISUSE;
+}
+
+/* Write jobs [first, first + n) of the ring in order, each run of
+ * consecutive requests with one statement. Stops at the first failure.
+ * Returns an SQLite result code; *written counts the requests written. */
+static int write_jobs(struct tg_store *s, size_t first, size_t n, uint64_t *written)
+{
+	size_t i = 0, k;
+	int rc = SQLITE_OK;
+
+	while (i < n && rc == SQLITE_OK) {
+		for (k = i; k < n && s->jobs[(first + k) % QUEUE_LEN].kind == JOB_REQUEST; k++)
+			;
+		if (k == i) {
+			rc = write_job(s, first + i++);
+			continue;
+		}
+		rc = write_requests(s, first + i, k - i);
+		*written += rc == SQLITE_OK ? k - i : 0;
+		for (; i < k && rc == SQLITE_OK; i++)
+			rc = roll_add(s, &s->jobs[(first + i) % QUEUE_LEN]);
+	}
+	return rc;
 }
 
 static void log_failed(struct tg_store *s, const struct job *j, int rc)
@@ -1134,12 +1278,8 @@ static uint64_t write_batch(struct tg_store *s, size_t first, size_t n, uint64_t
 
 	pthread_mutex_lock(&s->db_lock);
 	rc = exec_sql(s->db, "BEGIN");
-	for (i = 0; i < n && rc == SQLITE_OK; i++) {
-		const struct job *j = &s->jobs[(first + i) % QUEUE_LEN];
-
-		rc = write_job(s, j);
-		written += rc == SQLITE_OK && j->kind == JOB_REQUEST;
-	}
+	if (rc == SQLITE_OK)
+		rc = write_jobs(s, first, n, &written);
 	if (rc == SQLITE_OK)
 		rc = roll_flush(s);
 	if (rc == SQLITE_OK)
@@ -1158,7 +1298,7 @@ static uint64_t write_batch(struct tg_store *s, size_t first, size_t n, uint64_t
 
 		rc = sqlite3_exec(s->db, "BEGIN", NULL, NULL, NULL);
 		if (rc == SQLITE_OK)
-			rc = write_job(s, j);
+			rc = write_job(s, first + i);
 		if (rc == SQLITE_OK)
 			rc = roll_flush(s);
 		if (rc == SQLITE_OK)

@@ -923,6 +923,62 @@ static void test_update_usage(void **state)
 	tg_store__close(s);
 }
 
+/* Runs of requests are written with one statement each (a row source read
+ * by INSERT ... SELECT): requests with and without usage, around targets and
+ * usage updates in the same batch, keep their ids, values and order. */
+static void test_request_runs_around_other_jobs(void **state)
+{
+	struct fx *f = *state;
+	struct tg_store_stats st;
+	struct tg_request r;
+	struct tg_store *s = open_with_run(f->path, NULL);
+	int64_t ids[13], second = 0;
+	uint32_t i, n = 0;
+
+	for (i = 0; i < 13; i++) {
+		make_req(&r, i);
+		if (i % 3 == 1)
+			set_usage(&r, 1000 * (i + 1), i % 4);
+		assert_int_equal(tg_store__add_request_id(s, &r, &ids[n++]), 0);
+		if (i == 4)
+			assert_int_equal(tg_store__add_target(s, 7, "python3 app.py", 5), 0);
+		if (i == 9) { /* the second request gets final usage */
+			second = ids[1];
+			set_usage(&r, 77777, 2);
+			assert_int_equal(tg_store__update_usage(s, second, &r.usage), 0);
+		}
+	}
+	assert_int_equal(tg_store__flush(s), 0);
+	tg_store__stats(s, &st);
+	assert_int_equal(st.requests_written, 13);
+	assert_int_equal(st.rows_failed, 0);
+	assert_int_equal(query_int(f->path, "SELECT count(*) FROM targets WHERE pid = 7"), 1);
+	/* ids as handed out, consecutive, and each row is the request given it */
+	assert_int_equal(query_int(f->path, "SELECT count(*) FROM requests"), 13);
+	for (i = 0; i < 13; i++) {
+		char sql[160], path[32];
+
+		snprintf(sql, sizeof(sql), "SELECT path FROM requests WHERE id = %lld",
+			 (long long)ids[i]);
+		query_text(f->path, sql, path, sizeof(path));
+		snprintf(sql, sizeof(sql), "/p/%u?q=x", i);
+		assert_string_equal(path, sql);
+	}
+	assert_int_equal(query_int(f->path, "SELECT count(cpu_ns) FROM requests"), 4);
+	assert_int_equal(query_int(f->path, "SELECT count(timeline) FROM requests"), 3);
+	assert_int_equal(query_int(f->path, "SELECT sum(cpu_ns) FROM requests"),
+			 77777 + 5000 + 8000 + 11000);
+	assert_int_equal(query_int(f->path, "SELECT max(start_ns) FROM requests"),
+			 (int64_t)(EPOCH_OFF + 1000 + 12 * 10));
+	assert_int_equal(query_int(f->path, "SELECT count(*) FROM requests WHERE route = '/p/{id}'"
+					    " AND peer LIKE '127.0.0.1:%' AND method = 'GET'"),
+			 13);
+	assert_int_equal(query_int(f->path, "SELECT sum_cpu_ns FROM rollup_endpoint"),
+			 77777 + 5000 + 8000 + 11000);
+	assert_int_equal(query_int(f->path, "SELECT count FROM rollup_endpoint"), 13);
+	tg_store__close(s);
+}
+
 static void test_process_stats(void **state)
 {
 	struct fx *f = *state;
@@ -1053,6 +1109,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_usage_columns, setup, teardown),
 	    cmocka_unit_test(test_timeline_pack_unpack),
 	    cmocka_unit_test_setup_teardown(test_update_usage, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_request_runs_around_other_jobs, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_process_stats, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_migrates_v4_keeps_data, setup, teardown),
 	};
