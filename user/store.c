@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -40,6 +41,13 @@
 /* 16k jobs of ~2.2 KiB (a tg_request copy, its usage included): ~36 MiB, tens of ms of
  * buffering at full rate. Producers block beyond that. */
 #define QUEUE_LEN 16384
+/* The writer lets a batch build up to BATCH_MIN jobs, for at most
+ * BATCH_LINGER_NS after its first job, unless someone waits for it
+ * (tg_store__flush, close): every transaction has a fixed cost (rollup
+ * upserts, COMMIT, WAL frames) that one row per wake-up would pay per row,
+ * and waking the writer per job costs a futex call on both sides. */
+#define BATCH_MIN 1024
+#define BATCH_LINGER_NS 10000000L
 #define BUSY_TIMEOUT_MS 5000
 
 /* migrations[i] takes a database from user_version i to i + 1. */
@@ -368,14 +376,16 @@ struct tg_store {
 	sqlite3_stmt *stmt[ST_COUNT];
 	pthread_mutex_t db_lock; /* held around every transaction */
 
-	pthread_mutex_t lock; /* everything below */
-	pthread_cond_t not_empty;
+	pthread_mutex_t lock;	  /* everything below */
+	pthread_cond_t not_empty; /* signalled when a batch is worth writing */
 	pthread_cond_t not_full;
 	pthread_cond_t done; /* done_seq advanced */
 	struct job *jobs;
 	size_t head, count;
 	uint64_t queued_seq, done_seq;
 	bool stop, thread_started;
+	bool writer_waiting; /* the writer sleeps on not_empty, not yet signalled */
+	unsigned flushers;   /* threads waiting in tg_store__flush */
 	pthread_t thread;
 	int64_t run_id;		 /* 0: no run yet */
 	int64_t next_request_id; /* the next id add_request_id hands out */
@@ -555,6 +565,21 @@ static int check_writable(const char *path, char *err, size_t errlen)
 
 static void *writer_main(void *arg);
 
+/* A condition variable whose timed waits use CLOCK_MONOTONIC. */
+static int init_cond_monotonic(pthread_cond_t *c)
+{
+	pthread_condattr_t attr;
+	int rc = pthread_condattr_init(&attr);
+
+	if (rc)
+		return rc;
+	rc = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	if (!rc)
+		rc = pthread_cond_init(c, &attr);
+	pthread_condattr_destroy(&attr);
+	return rc;
+}
+
 static void request_column(void *ctx, size_t row, int col, sqlite3_context *out);
 
 struct tg_store *tg_store__open(const char *path, char *err, size_t errlen)
@@ -577,9 +602,13 @@ struct tg_store *tg_store__open(const char *path, char *err, size_t errlen)
 	}
 	pthread_mutex_init(&s->db_lock, NULL);
 	pthread_mutex_init(&s->lock, NULL);
-	pthread_cond_init(&s->not_empty, NULL);
 	pthread_cond_init(&s->not_full, NULL);
 	pthread_cond_init(&s->done, NULL);
+	if (init_cond_monotonic(&s->not_empty)) {
+		snprintf(err, errlen, "cannot initialise the writer's queue");
+		ret = -ENOMEM;
+		goto fail;
+	}
 
 	ret = check_writable(path, err, errlen);
 	if (ret)
@@ -1335,6 +1364,34 @@ static void release_jobs(struct tg_store *s, size_t first, size_t n)
 	}
 }
 
+/* Wait (s->lock held) until there is a batch to write: BATCH_MIN jobs, or
+ * BATCH_LINGER_NS after the first one, or at once when a flush or close
+ * waits. Returns false when the store stops with nothing left to write. */
+static bool wait_for_batch(struct tg_store *s)
+{
+	struct timespec until;
+
+	while (!s->count && !s->stop) {
+		s->writer_waiting = true;
+		pthread_cond_wait(&s->not_empty, &s->lock);
+	}
+	if (!s->count)
+		return false;
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_nsec += BATCH_LINGER_NS;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	while (s->count < BATCH_MIN && !s->stop && !s->flushers) {
+		s->writer_waiting = true;
+		if (pthread_cond_timedwait(&s->not_empty, &s->lock, &until))
+			break;
+	}
+	s->writer_waiting = false;
+	return true;
+}
+
 static void *writer_main(void *arg)
 {
 	struct tg_store *s = arg;
@@ -1342,11 +1399,7 @@ static void *writer_main(void *arg)
 	size_t first, n;
 
 	pthread_mutex_lock(&s->lock);
-	for (;;) {
-		while (!s->count && !s->stop)
-			pthread_cond_wait(&s->not_empty, &s->lock);
-		if (!s->count)
-			break;
+	while (wait_for_batch(s)) {
 		first = s->head;
 		n = s->count;
 		pthread_mutex_unlock(&s->lock);
@@ -1393,11 +1446,16 @@ static struct job *reserve(struct tg_store *s, enum job_kind kind, int *ret)
 	return j;
 }
 
+/* Publish the reserved job; wake the writer for the first job (to start
+ * its linger clock) and once a batch is full, not for every job. */
 static void commit_job(struct tg_store *s)
 {
 	s->count++;
 	s->queued_seq++;
-	pthread_cond_signal(&s->not_empty);
+	if (s->writer_waiting && (s->count == 1 || s->count >= BATCH_MIN)) {
+		s->writer_waiting = false;
+		pthread_cond_signal(&s->not_empty);
+	}
 }
 
 int tg_store__begin_run(struct tg_store *s, const struct tg_run_info *info, int64_t *run_id)
@@ -1655,8 +1713,11 @@ int tg_store__flush(struct tg_store *s)
 		return -EINVAL;
 	pthread_mutex_lock(&s->lock);
 	target = s->queued_seq;
+	s->flushers++; /* the writer stops lingering */
+	pthread_cond_signal(&s->not_empty);
 	while (s->done_seq < target && s->thread_started)
 		pthread_cond_wait(&s->done, &s->lock);
+	s->flushers--;
 	pthread_mutex_unlock(&s->lock);
 	return 0;
 }
