@@ -262,18 +262,22 @@ struct job {
 };
 
 /* The columns a request row is written with, in the order of
- * request_column()'s cases: the row source's (BULK_TABLE) and the INSERT's. */
-#define REQUEST_COLS                                                                               \
+ * request_column()'s cases: the row source's (BULK_TABLE) and the INSERT's.
+ * The usage ones (USAGE_COL..) last: a request without usage is written
+ * without them (NULL). */
+#define REQUEST_BASE_COLS                                                                          \
 	"run_id, pid, tid, conn_id, start_ns, duration_ns, ttfb_ns, method, path, route, status,"  \
-	" req_bytes, resp_bytes, flags, peer, sql_count, sql_ns, id, cpu_ns, cpu_pool_ns,"         \
-	" runq_ns, pool_wait_ns, minflt, majflt, heap_bytes, gc_count, gc_ns, usage_flags,"        \
-	" timeline, lock_ns"
+	" req_bytes, resp_bytes, flags, peer, sql_count, sql_ns, id"
+#define REQUEST_COLS                                                                               \
+	REQUEST_BASE_COLS ", cpu_ns, cpu_pool_ns, runq_ns, pool_wait_ns, minflt, majflt,"          \
+			  " heap_bytes, gc_count, gc_ns, usage_flags, timeline, lock_ns"
 /* The requests being written, as a table (rowsrc.h): one INSERT ... SELECT
  * writes a run of queued requests in one statement. */
 #define BULK_TABLE "tg_queued_requests"
 
 enum stmt_id {
-	ST_INS_REQUEST, /* every request of the row source */
+	ST_INS_REQUEST,	     /* every request of the row source, with usage */
+	ST_INS_REQUEST_BASE, /* ... without (none of them has usage) */
 	ST_INS_TARGET,
 	ST_SEL_GUESSED,
 	ST_UPD_ROUTE,
@@ -290,6 +294,8 @@ enum stmt_id {
 static const char *const stmt_sql[ST_COUNT] = {
     [ST_INS_REQUEST] =
 	("INSERT INTO requests (" REQUEST_COLS ") SELECT " REQUEST_COLS " FROM " BULK_TABLE),
+    [ST_INS_REQUEST_BASE] = ("INSERT INTO requests (" REQUEST_BASE_COLS
+			     ") SELECT " REQUEST_BASE_COLS " FROM " BULK_TABLE),
     [ST_INS_TARGET] = "INSERT INTO targets (run_id, pid, cmdline, seen_ns) VALUES (?,?,?,?)",
     [ST_SEL_GUESSED] = ("SELECT id, method, path FROM requests"
 			" WHERE run_id = ? AND pid = ? AND (flags & ?) != 0"),
@@ -836,13 +842,37 @@ static void request_column(void *ctx, size_t row, int col, sqlite3_context *out)
 	}
 }
 
-/* Write the n requests queued in ring slots first.. (all JOB_REQUEST) with
- * one execution of ST_INS_REQUEST. */
+static bool has_usage(const struct job *j)
+{
+	return j->req.usage.flags & TG_USAGE_VALID;
+}
+
+/* Write the n requests queued in ring slots first.. (all JOB_REQUEST, all
+ * with usage or all without) with one statement execution. */
 static int write_requests(struct tg_store *s, size_t first, size_t n)
 {
+	bool usage = has_usage(&s->jobs[first % QUEUE_LEN]);
+
 	s->bulk_first = first;
 	s->bulk.n = n;
-	return step_reset(s->stmt[ST_INS_REQUEST]);
+	return step_reset(s->stmt[usage ? ST_INS_REQUEST : ST_INS_REQUEST_BASE]);
+}
+
+/* How many jobs from ring slot first on (at most n) are requests like the
+ * first (with usage or without). */
+static size_t request_run(struct tg_store *s, size_t first, size_t n)
+{
+	const struct job *j = &s->jobs[first % QUEUE_LEN], *k;
+	size_t i;
+
+	if (j->kind != JOB_REQUEST)
+		return 0;
+	for (i = 1; i < n; i++) {
+		k = &s->jobs[(first + i) % QUEUE_LEN];
+		if (k->kind != JOB_REQUEST || has_usage(k) != has_usage(j))
+			break;
+	}
+	return i;
 }
 
 /* Bind the USAGE_PARAMS usage parameters first.. of st (in the order of ST_UPD_USAGE's
@@ -1256,7 +1286,8 @@ static int write_job(struct tg_store *s, size_t idx)
 }
 
 /* Write jobs [first, first + n) of the ring in order, each run of
- * consecutive requests with one statement. Stops at the first failure.
+ * consecutive requests (request_run) with one statement. Stops at the first
+ * failure.
  * Returns an SQLite result code; *written counts the requests written. */
 static int write_jobs(struct tg_store *s, size_t first, size_t n, uint64_t *written)
 {
@@ -1264,8 +1295,7 @@ static int write_jobs(struct tg_store *s, size_t first, size_t n, uint64_t *writ
 	int rc = SQLITE_OK;
 
 	while (i < n && rc == SQLITE_OK) {
-		for (k = i; k < n && s->jobs[(first + k) % QUEUE_LEN].kind == JOB_REQUEST; k++)
-			;
+		k = i + request_run(s, first + i, n - i);
 		if (k == i) {
 			rc = write_job(s, first + i++);
 			continue;
