@@ -931,7 +931,9 @@ static int roll_init(struct roll_common *c, int64_t run_id)
 	return SQLITE_OK;
 }
 
-static void roll_count(struct roll_common *c, const struct tg_request *r, int64_t dur)
+/* Count r in c: dur its duration (< 0: none), bucket dur's histogram bucket. */
+static void roll_count(struct roll_common *c, const struct tg_request *r, int64_t dur,
+		       unsigned bucket)
 {
 	if (r->usage.flags & TG_USAGE_VALID) {
 		c->usage_count++;
@@ -950,7 +952,7 @@ static void roll_count(struct roll_common *c, const struct tg_request *r, int64_
 	c->sum_dur += dur;
 	if (dur > c->max_dur)
 		c->max_dur = dur;
-	tg_hist__add(c->hist, (uint64_t)dur);
+	tg_hist__add_bucket(c->hist, bucket);
 }
 
 static uint32_t ep_hash(const char *method, const char *route)
@@ -1046,20 +1048,25 @@ static int roll_add(struct tg_store *s, const struct job *j)
 	int64_t sec = (int64_t)((r->start_ns + j->mono_to_epoch_ns) / 1000000000ULL);
 	int64_t dur =
 	    r->end_ns && r->end_ns >= r->start_ns ? (int64_t)(r->end_ns - r->start_ns) : -1;
+	unsigned bucket = dur < 0 ? 0 : tg_hist__bucket((uint64_t)dur);
 	struct roll_series *se, *se60;
 	struct roll_endpoint *ep;
+	size_t i60;
 
-	se = roll_series_for(ro, j->run_id, 1, sec);
-	se60 = se ? roll_series_for(ro, j->run_id, 60, sec / 60 * 60) : NULL;
+	se60 = roll_series_for(ro, j->run_id, 60, sec / 60 * 60);
 	if (!se60)
 		return SQLITE_NOMEM;
-	se = roll_series_for(ro, j->run_id, 1, sec); /* the array may have moved */
+	i60 = (size_t)(se60 - ro->series);
+	se = roll_series_for(ro, j->run_id, 1, sec);
+	if (!se)
+		return SQLITE_NOMEM;
+	se60 = &ro->series[i60]; /* the array may have moved */
 	ep = roll_endpoint_for(ro, j->run_id, r->method, r->route);
 	if (!ep)
 		return SQLITE_NOMEM;
-	roll_count(&se->c, r, dur);
-	roll_count(&se60->c, r, dur);
-	roll_count(&ep->c, r, dur);
+	roll_count(&se->c, r, dur, bucket);
+	roll_count(&se60->c, r, dur, bucket);
+	roll_count(&ep->c, r, dur, bucket);
 	return SQLITE_OK;
 }
 
