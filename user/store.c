@@ -38,6 +38,7 @@
 #include "log.h"
 #include "route.h"
 #include "rowsrc.h"
+#include "walckpt.h"
 
 /* 16k jobs of ~2.2 KiB (a tg_request copy, its usage included): ~36 MiB, tens of ms of
  * buffering at full rate. Producers block beyond that. */
@@ -50,6 +51,11 @@
 #define BATCH_MIN 1024
 #define BATCH_LINGER_NS 10000000L
 #define BUSY_TIMEOUT_MS 5000
+/* WAL checkpoints on a thread of their own (walckpt.h) from 1000 pages
+ * (SQLite's default autocheckpoint); by the writer itself from 4000 (16 MiB),
+ * which bounds the WAL when the writer is never idle. */
+#define CKPT_PAGES 1000
+#define CKPT_MAX_PAGES 4000
 
 /* migrations[i] takes a database from user_version i to i + 1. */
 static const char *const migrations[] = {
@@ -399,7 +405,8 @@ struct tg_store {
 	int64_t next_request_id; /* the next id add_request_id hands out */
 	uint64_t mono_to_epoch_ns;
 	struct tg_store_stats stats;
-	struct rollups roll; /* writer thread only (under db_lock) */
+	struct tg_walckpt *ckpt; /* NULL: SQLite's own checkpoints */
+	struct rollups roll;	 /* writer thread only (under db_lock) */
 	/* writer thread only: the requests ST_INS_REQUEST reads (ring slots
 	 * bulk_first.., bulk.n of them), and the timeline blob being written */
 	struct tg_rowsrc bulk;
@@ -654,6 +661,7 @@ struct tg_store *tg_store__open(const char *path, char *err, size_t errlen)
 			goto fail;
 		}
 	}
+	s->ckpt = tg_walckpt__start(s->db, path, CKPT_PAGES, CKPT_MAX_PAGES);
 	rc = pthread_create(&s->thread, NULL, writer_main, s);
 	if (rc) {
 		snprintf(err, errlen, "cannot start the writer thread: %s", strerror(rc));
@@ -1866,6 +1874,7 @@ void tg_store__close(struct tg_store *s)
 		pthread_mutex_unlock(&s->lock);
 		pthread_join(s->thread, NULL);
 	}
+	tg_walckpt__stop(s->ckpt); /* before the last connection closes */
 	for (i = 0; i < ST_COUNT; i++)
 		sqlite3_finalize(s->stmt[i]);
 	/* ... and those other writers' calls kept prepared (query_store.c). */

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -560,6 +561,39 @@ static void test_concurrent_reader(void **state)
 	assert_int_equal(query_int(f->path, "SELECT count(*) FROM requests"), p.n);
 }
 
+/* The WAL is checkpointed by the store's checkpointer thread (walckpt.h)
+ * while the store is open and busy: the database file grows before close,
+ * and the WAL stays bounded. */
+static void test_wal_checkpointed_while_open(void **state)
+{
+	struct fx *f = *state;
+	struct stat db_st, wal_st;
+	struct producer p = {.n = 60000};
+	char wal[128];
+	int tries;
+
+	p.s = open_with_run(f->path, NULL);
+	produce(&p);
+	assert_int_equal(p.ret, 0);
+	assert_int_equal(tg_store__flush(p.s), 0);
+	/* > 1000 pages were committed: the checkpointer copies them in */
+	for (tries = 0; tries < 500; tries++) {
+		assert_int_equal(stat(f->path, &db_st), 0);
+		if (db_st.st_size > 2 * 1024 * 1024)
+			break;
+		usleep(10000);
+	}
+	assert_true(db_st.st_size > 2 * 1024 * 1024);
+	snprintf(wal, sizeof(wal), "%s-wal", f->path);
+	assert_int_equal(stat(wal, &wal_st), 0);
+	assert_true(wal_st.st_size < 40 * 1024 * 1024);
+	tg_store__close(p.s);
+	assert_int_equal(stat(wal, &wal_st), -1); /* the last close checkpointed and removed it */
+	assert_int_equal(query_int(f->path, "SELECT count(*) FROM requests"), p.n);
+	assert_int_equal(query_int(f->path, "SELECT sum(count) FROM rollup_series WHERE res_s = 1"),
+			 p.n);
+}
+
 /* ---- Rollups (schema version 2). */
 
 /* Sum of a histogram column over rows of sql, decoded. */
@@ -1103,6 +1137,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_bad_row_loses_only_itself, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reroute_guessed_only, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_concurrent_reader, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_wal_checkpointed_while_open, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rollups_match_rows, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reroute_rebuilds_rollup, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_migrates_v1_with_backfill, setup, teardown),
