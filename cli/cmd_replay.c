@@ -43,6 +43,7 @@ int cmd_replay(int argc, char **argv)
 	};
 	struct tg_session_cfg cfg = {.db_path = "timeglass.db"};
 	struct tg_pipeline_stats ps;
+	struct tg_store_stats ss;
 	struct tg_session s;
 	struct tg_replay *r;
 	struct timespec t0, t1, tf;
@@ -133,6 +134,7 @@ int cmd_replay(int argc, char **argv)
 	tg_pipeline__finish(s.pipe, tg_session__mono_now());
 	tg_store__flush(s.store);
 	clock_gettime(CLOCK_MONOTONIC, &tf);
+	tg_store__stats(s.store, &ss);
 	if (tg_session__close(&s)) {
 		fprintf(stderr, "timeglass replay: could not finish the database\n");
 		status = TG_EXIT_FAIL;
@@ -146,10 +148,10 @@ int cmd_replay(int argc, char **argv)
 		    (double)(t1.tv_sec - tf.tv_sec) + (double)(t1.tv_nsec - tf.tv_nsec) / 1e9;
 
 		printf("events %llu requests %llu malformed %llu gaps %llu seconds %.3f events/s "
-		       "%.0f end_run_seconds %.3f\n",
+		       "%.0f end_run_seconds %.3f batches %llu\n",
 		       (unsigned long long)n, (unsigned long long)ps.requests,
 		       (unsigned long long)ps.malformed, (unsigned long long)ps.gaps, secs,
-		       secs > 0 ? (double)n / secs : 0.0, fin);
+		       secs > 0 ? (double)n / secs : 0.0, fin, (unsigned long long)ss.batches);
 	}
 	return status;
 }

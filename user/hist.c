@@ -43,8 +43,7 @@ uint64_t tg_hist__value(unsigned b)
 
 void tg_hist__add(struct tg_hist *h, uint64_t v)
 {
-	h->count[tg_hist__bucket(v)]++;
-	h->total++;
+	tg_hist__add_bucket(h, tg_hist__bucket(v));
 }
 
 void tg_hist__clear(struct tg_hist *h)

@@ -32,6 +32,14 @@ uint64_t tg_hist__value(unsigned b);
 /* Add one value. */
 void tg_hist__add(struct tg_hist *h, uint64_t v);
 
+/* Add one value whose bucket (tg_hist__bucket) is b < TG_HIST_BUCKETS: for a
+ * value added to several histograms. */
+static inline void tg_hist__add_bucket(struct tg_hist *h, unsigned b)
+{
+	h->count[b]++;
+	h->total++;
+}
+
 /* Zero h. */
 void tg_hist__clear(struct tg_hist *h);
 

@@ -11,8 +11,9 @@
  *
  * Header blocks are collected until the blank line (in place when they sit in
  * one known run, else copied into a per-direction buffer capped at HDR_CAP)
- * and then handed whole to libhttp_parser, which extracts method, target,
- * version, status, Content-Length and chunked/upgrade flags. Bodies are framed
+ * and then handed whole to the header parser (httphead.h: a scanner for the
+ * common shape, libhttp_parser for everything else), which extracts method,
+ * target, version, status, Content-Length and chunked. Bodies are framed
  * here: counted for Content-Length, followed byte by byte through known chunk
  * size lines, and ended by a visible "0\r\n\r\n" at a segment's end when the
  * sizes fell into a gap.
@@ -30,6 +31,7 @@
 
 #include <http_parser.h>
 
+#include "httphead.h"
 #include "timeglass/events.h"
 
 #define HDR_CAP 16384 /* most header bytes buffered per message */
@@ -323,57 +325,6 @@ static int hdr_step(struct hdr_acc *h, const struct sv *s, uint64_t *pos, const 
 	*blk = h->buf;
 	*bn = h->len;
 	return 1;
-}
-
-struct msg {
-	bool done;
-	unsigned method, status, flags;
-	unsigned short major, minor;
-	uint64_t cl;
-	const char *url;
-	size_t url_len;
-};
-
-static int hp_on_url(http_parser *hp, const char *at, size_t n)
-{
-	struct msg *m = hp->data;
-
-	if (!m->url)
-		m->url = at;
-	m->url_len = (size_t)(at + n - m->url);
-	return 0;
-}
-
-static int hp_on_headers_complete(http_parser *hp)
-{
-	struct msg *m = hp->data;
-
-	m->done = true;
-	m->method = hp->method;
-	m->status = hp->status_code;
-	m->flags = hp->flags;
-	m->major = hp->http_major;
-	m->minor = hp->http_minor;
-	m->cl = hp->content_length;
-	return 2; /* we frame the body ourselves: stop here */
-}
-
-static const http_parser_settings hp_settings = {
-    .on_url = hp_on_url,
-    .on_headers_complete = hp_on_headers_complete,
-};
-
-/* Parse one complete header block. True when it is a valid HTTP/1.x head. */
-static bool hp_parse(enum http_parser_type type, const uint8_t *p, size_t n, struct msg *m)
-{
-	http_parser hp;
-
-	memset(m, 0, sizeof(*m));
-	http_parser_init(&hp, type);
-	hp.allow_chunked_length = 1; /* Transfer-Encoding wins over Content-Length */
-	hp.data = m;
-	http_parser_execute(&hp, &hp_settings, (const char *)p, n);
-	return m->done && m->major == 1;
 }
 
 /* ---- chunked bodies ---- */
@@ -676,14 +627,14 @@ static void rs_headers_done(struct tg_http_conn *c, const struct sv *s, const ui
 			    size_t bn, bool truncated)
 {
 	struct exch *e = c->rs_e;
-	struct msg m;
+	struct tg_http_head m;
 	int st;
 
 	if (e) {
 		e->r.resp_bytes += c->rs_h.bytes;
 		e->r.end_ns = s->ts;
 	}
-	if (truncated || !hp_parse(HTTP_RESPONSE, blk, bn, &m)) {
+	if (truncated || !tg_httphead__parse(blk, bn, true, &m)) {
 		st = status_code(blk, bn);
 		if (e) {
 			if (st >= 200)
@@ -714,13 +665,13 @@ static void rs_headers_done(struct tg_http_conn *c, const struct sv *s, const ui
 	}
 	if ((e && e->head) || st == 204 || st == 304 || (st >= 100 && st < 200)) {
 		rs_finish(c, 0);
-	} else if (m.flags & F_CHUNKED) {
+	} else if (m.chunked) {
 		chunk_reset(&c->rs_ch);
 		c->rs_st = RS_BODY_CHUNKED;
-	} else if (m.flags & F_CONTENTLENGTH) {
-		c->rs_rem = m.cl;
+	} else if (m.has_length) {
+		c->rs_rem = m.length;
 		c->rs_st = RS_BODY_LEN;
-		if (!m.cl)
+		if (!m.length)
 			rs_finish(c, 0);
 	} else {
 		c->rs_st = RS_BODY_CLOSE;
@@ -880,14 +831,14 @@ static void rq_headers_done(struct tg_http_conn *c, const struct sv *s, uint64_t
 			    const uint8_t *blk, size_t bn, bool truncated)
 {
 	struct exch *e;
-	struct msg m;
+	struct tg_http_head m;
 
 	if (!truncated && bn >= H2_LINE_LEN && memcmp(blk, h2_preface_line, H2_LINE_LEN) == 0) {
 		rq_http2(c, s, pos);
 		return;
 	}
 	rs_settle(c);
-	if (truncated || !hp_parse(HTTP_REQUEST, blk, bn, &m)) {
+	if (truncated || !tg_httphead__parse(blk, bn, false, &m)) {
 		e = rq_push_truncated(c, blk, bn);
 		if (!e) {
 			rq_garbage(c);
@@ -904,12 +855,12 @@ static void rq_headers_done(struct tg_http_conn *c, const struct sv *s, uint64_t
 	e->r.http_minor = (uint8_t)m.minor;
 	e->head = m.method == HTTP_HEAD;
 	e->connect = m.method == HTTP_CONNECT;
-	if (m.flags & F_CHUNKED) {
+	if (m.chunked) {
 		chunk_reset(&c->rq_ch);
 		c->rq_e = e;
 		c->rq_st = RQ_BODY_CHUNKED;
-	} else if ((m.flags & F_CONTENTLENGTH) && m.cl) {
-		c->rq_rem = m.cl;
+	} else if (m.has_length && m.length) {
+		c->rq_rem = m.length;
 		c->rq_e = e;
 		c->rq_st = RQ_BODY_LEN;
 	} else {

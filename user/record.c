@@ -33,10 +33,15 @@ struct tg_recorder {
 	FILE *f;
 };
 
+/* Stdio buffer of a replay: events are read in two small freads each, and
+ * glibc's default (st_blksize, 4 KiB) made that a read call per ~2 events. */
+#define REPLAY_IOBUF (1 << 20)
+
 struct tg_replay {
 	FILE *f;
 	uint64_t mono_to_epoch_ns;
 	uint8_t *buf;
+	char *iobuf; /* REPLAY_IOBUF bytes, f's buffer */
 };
 
 static size_t pad8(size_t n)
@@ -128,6 +133,9 @@ struct tg_replay *tg_replay__open(const char *path)
 		err = errno;
 		goto err_free;
 	}
+	r->iobuf = malloc(REPLAY_IOBUF); /* without it, the default buffer */
+	if (r->iobuf)
+		setvbuf(r->f, r->iobuf, _IOFBF, REPLAY_IOBUF);
 	if (fread(&h, sizeof(h), 1, r->f) != 1 || memcmp(h.magic, TG_REC_MAGIC, 8) != 0 ||
 	    h.abi_version < 2 || h.abi_version > TG_ABI_VERSION || h.header_size < sizeof(h)) {
 		err = EBADMSG;
@@ -142,6 +150,7 @@ struct tg_replay *tg_replay__open(const char *path)
 err_close:
 	fclose(r->f);
 err_free:
+	free(r->iobuf);
 	free(r->buf);
 	free(r);
 	errno = err;
@@ -180,6 +189,7 @@ void tg_replay__close(struct tg_replay *r)
 		return;
 	if (r->f)
 		fclose(r->f);
+	free(r->iobuf); /* after fclose, which flushes into it */
 	free(r->buf);
 	free(r);
 }

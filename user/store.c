@@ -28,18 +28,34 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
 
+#include "cstr.h"
 #include "hist.h"
 #include "log.h"
 #include "route.h"
+#include "rowsrc.h"
+#include "walckpt.h"
 
 /* 16k jobs of ~2.2 KiB (a tg_request copy, its usage included): ~36 MiB, tens of ms of
  * buffering at full rate. Producers block beyond that. */
 #define QUEUE_LEN 16384
+/* The writer lets a batch build up to BATCH_MIN jobs, for at most
+ * BATCH_LINGER_NS after its first job, unless someone waits for it
+ * (tg_store__flush, close): every transaction has a fixed cost (rollup
+ * upserts, COMMIT, WAL frames) that one row per wake-up would pay per row,
+ * and waking the writer per job costs a futex call on both sides. */
+#define BATCH_MIN 1024
+#define BATCH_LINGER_NS 10000000L
 #define BUSY_TIMEOUT_MS 5000
+/* WAL checkpoints on a thread of their own (walckpt.h) from 1000 pages
+ * (SQLite's default autocheckpoint); by the writer itself from 4000 (16 MiB),
+ * which bounds the WAL when the writer is never idle. */
+#define CKPT_PAGES 1000
+#define CKPT_MAX_PAGES 4000
 
 /* migrations[i] takes a database from user_version i to i + 1. */
 static const char *const migrations[] = {
@@ -227,7 +243,8 @@ struct job {
 	enum job_kind kind;
 	int64_t run_id;
 	uint64_t mono_to_epoch_ns;
-	int64_t req_id; /* JOB_REQUEST: the id given by tg_store__add_request_id; JOB_USAGE */
+	int64_t req_id;	 /* JOB_REQUEST: the id given by tg_store__add_request_id; JOB_USAGE */
+	uint16_t len[4]; /* JOB_REQUEST: lengths of req.method, target, route, peer */
 	union {
 		struct tg_request req;
 		struct {
@@ -252,8 +269,23 @@ struct job {
 	};
 };
 
+/* The columns a request row is written with, in the order of
+ * request_column()'s cases: the row source's (BULK_TABLE) and the INSERT's.
+ * The usage ones (USAGE_COL..) last: a request without usage is written
+ * without them (NULL). */
+#define REQUEST_BASE_COLS                                                                          \
+	"run_id, pid, tid, conn_id, start_ns, duration_ns, ttfb_ns, method, path, route, status,"  \
+	" req_bytes, resp_bytes, flags, peer, sql_count, sql_ns, id"
+#define REQUEST_COLS                                                                               \
+	REQUEST_BASE_COLS ", cpu_ns, cpu_pool_ns, runq_ns, pool_wait_ns, minflt, majflt,"          \
+			  " heap_bytes, gc_count, gc_ns, usage_flags, timeline, lock_ns, net_ns"
+/* The requests being written, as a table (rowsrc.h): one INSERT ... SELECT
+ * writes a run of queued requests in one statement. */
+#define BULK_TABLE "tg_queued_requests"
+
 enum stmt_id {
-	ST_INS_REQUEST,
+	ST_INS_REQUEST,	     /* every request of the row source, with usage */
+	ST_INS_REQUEST_BASE, /* ... without (none of them has usage) */
 	ST_INS_TARGET,
 	ST_SEL_GUESSED,
 	ST_UPD_ROUTE,
@@ -268,12 +300,10 @@ enum stmt_id {
 };
 
 static const char *const stmt_sql[ST_COUNT] = {
-    [ST_INS_REQUEST] = ("INSERT INTO requests (run_id, pid, tid, conn_id, start_ns, duration_ns,"
-			" ttfb_ns, method, path, route, status, req_bytes, resp_bytes, flags, peer,"
-			" sql_count, sql_ns, id, cpu_ns, cpu_pool_ns, runq_ns, pool_wait_ns,"
-			" minflt, majflt, heap_bytes, gc_count, gc_ns, usage_flags, timeline,"
-			" lock_ns, net_ns)"
-			" VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"),
+    [ST_INS_REQUEST] =
+	("INSERT INTO requests (" REQUEST_COLS ") SELECT " REQUEST_COLS " FROM " BULK_TABLE),
+    [ST_INS_REQUEST_BASE] = ("INSERT INTO requests (" REQUEST_BASE_COLS
+			     ") SELECT " REQUEST_BASE_COLS " FROM " BULK_TABLE),
     [ST_INS_TARGET] = "INSERT INTO targets (run_id, pid, cmdline, seen_ns) VALUES (?,?,?,?)",
     [ST_SEL_GUESSED] = ("SELECT id, method, path FROM requests"
 			" WHERE run_id = ? AND pid = ? AND (flags & ?) != 0"),
@@ -362,23 +392,27 @@ struct tg_store {
 	sqlite3_stmt *stmt[ST_COUNT];
 	pthread_mutex_t db_lock; /* held around every transaction */
 
-	pthread_mutex_t lock; /* everything below */
-	pthread_cond_t not_empty;
+	pthread_mutex_t lock;	  /* everything below */
+	pthread_cond_t not_empty; /* signalled when a batch is worth writing */
 	pthread_cond_t not_full;
 	pthread_cond_t done; /* done_seq advanced */
 	struct job *jobs;
 	size_t head, count;
 	uint64_t queued_seq, done_seq;
 	bool stop, thread_started;
+	bool writer_waiting; /* the writer sleeps on not_empty, not yet signalled */
+	unsigned flushers;   /* threads waiting in tg_store__flush */
 	pthread_t thread;
 	int64_t run_id;		 /* 0: no run yet */
 	int64_t next_request_id; /* the next id add_request_id hands out */
 	uint64_t mono_to_epoch_ns;
 	struct tg_store_stats stats;
-	struct rollups roll; /* writer thread only (under db_lock) */
-	/* writer thread only: whether ST_INS_REQUEST's usage parameters hold values
-	 * (else NULL), and the timeline blob being bound */
-	bool usage_bound;
+	struct tg_walckpt *ckpt; /* NULL: SQLite's own checkpoints */
+	struct rollups roll;	 /* writer thread only (under db_lock) */
+	/* writer thread only: the requests ST_INS_REQUEST reads (ring slots
+	 * bulk_first.., bulk.n of them), and the timeline blob being written */
+	struct tg_rowsrc bulk;
+	size_t bulk_first;
 	uint8_t timeline[TG_SPANS_MAX * TG_TIMELINE_REC];
 };
 
@@ -548,6 +582,23 @@ static int check_writable(const char *path, char *err, size_t errlen)
 
 static void *writer_main(void *arg);
 
+/* A condition variable whose timed waits use CLOCK_MONOTONIC. */
+static int init_cond_monotonic(pthread_cond_t *c)
+{
+	pthread_condattr_t attr;
+	int rc = pthread_condattr_init(&attr);
+
+	if (rc)
+		return rc;
+	rc = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	if (!rc)
+		rc = pthread_cond_init(c, &attr);
+	pthread_condattr_destroy(&attr);
+	return rc;
+}
+
+static void request_column(void *ctx, size_t row, int col, sqlite3_context *out);
+
 struct tg_store *tg_store__open(const char *path, char *err, size_t errlen)
 {
 	struct tg_store *s;
@@ -568,9 +619,13 @@ struct tg_store *tg_store__open(const char *path, char *err, size_t errlen)
 	}
 	pthread_mutex_init(&s->db_lock, NULL);
 	pthread_mutex_init(&s->lock, NULL);
-	pthread_cond_init(&s->not_empty, NULL);
 	pthread_cond_init(&s->not_full, NULL);
 	pthread_cond_init(&s->done, NULL);
+	if (init_cond_monotonic(&s->not_empty)) {
+		snprintf(err, errlen, "cannot initialise the writer's queue");
+		ret = -ENOMEM;
+		goto fail;
+	}
 
 	ret = check_writable(path, err, errlen);
 	if (ret)
@@ -582,6 +637,11 @@ struct tg_store *tg_store__open(const char *path, char *err, size_t errlen)
 	}
 	sqlite3_busy_timeout(s->db, BUSY_TIMEOUT_MS);
 	rc = tg_hist__register_sql(s->db);
+	s->bulk.ctx = s;
+	s->bulk.column = request_column;
+	if (rc == SQLITE_OK)
+		rc = tg_rowsrc__register(s->db, BULK_TABLE, "CREATE TABLE x(" REQUEST_COLS ")",
+					 &s->bulk);
 	if (rc != SQLITE_OK) {
 		ret = open_error(s->db, rc, path, "registering functions", err, errlen);
 		goto fail;
@@ -603,6 +663,7 @@ struct tg_store *tg_store__open(const char *path, char *err, size_t errlen)
 			goto fail;
 		}
 	}
+	s->ckpt = tg_walckpt__start(s->db, path, CKPT_PAGES, CKPT_MAX_PAGES);
 	rc = pthread_create(&s->thread, NULL, writer_main, s);
 	if (rc) {
 		snprintf(err, errlen, "cannot start the writer thread: %s", strerror(rc));
@@ -643,58 +704,187 @@ static int step_done(sqlite3_stmt *st)
 	return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
-/* The first of ST_INS_REQUEST's 11 usage parameters, in ST_UPD_USAGE's order. */
-#define P_USAGE 19
 #define USAGE_PARAMS 13 /* cpu_ns .. timeline, lock_ns, net_ns */
+#define USAGE_COL 18	/* the first of them in REQUEST_COLS (0-based) */
 
 static void bind_usage(struct tg_store *s, sqlite3_stmt *st, int first, const struct tg_usage *u);
 
-static int write_request(struct tg_store *s, const struct job *j)
+static void result_int_or_null(sqlite3_context *out, bool has, int64_t v)
 {
-	const struct tg_request *r = &j->req;
-	sqlite3_stmt *st = s->stmt[ST_INS_REQUEST];
+	if (has)
+		sqlite3_result_int64(out, v);
+	else
+		sqlite3_result_null(out);
+}
 
-	sqlite3_bind_int64(st, 1, j->run_id);
-	sqlite3_bind_int64(st, 2, r->pid);
-	sqlite3_bind_int64(st, 3, r->tid);
-	/* Stored as the same 64 bits, signed: ids with TG_CONN_ID_USER_BIT are negative. */
-	sqlite3_bind_int64(st, 4, (int64_t)r->conn_id);
-	sqlite3_bind_int64(st, 5, (int64_t)(r->start_ns + j->mono_to_epoch_ns));
-	if (r->end_ns && r->end_ns >= r->start_ns)
-		sqlite3_bind_int64(st, 6, (int64_t)(r->end_ns - r->start_ns));
+static void result_text_or_null(sqlite3_context *out, const char *text, uint16_t len)
+{
+	if (len)
+		sqlite3_result_text(out, text, len, SQLITE_STATIC);
 	else
-		sqlite3_bind_null(st, 6);
-	if (r->first_resp_ns && r->first_resp_ns >= r->start_ns)
-		sqlite3_bind_int64(st, 7, (int64_t)(r->first_resp_ns - r->start_ns));
-	else
-		sqlite3_bind_null(st, 7);
-	sqlite3_bind_text(st, 8, r->method, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 9, r->target, -1, SQLITE_STATIC);
-	bind_text_or_null(st, 10, r->route);
-	if (r->status)
-		sqlite3_bind_int(st, 11, r->status);
-	else
-		sqlite3_bind_null(st, 11);
-	sqlite3_bind_int64(st, 12, (int64_t)r->req_bytes);
-	sqlite3_bind_int64(st, 13, (int64_t)r->resp_bytes);
-	sqlite3_bind_int64(st, 14, r->flags);
-	bind_text_or_null(st, 15, r->peer);
-	if (r->sql_count) {
-		sqlite3_bind_int64(st, 16, r->sql_count);
-		sqlite3_bind_int64(st, 17, (int64_t)r->sql_ns);
-	} else {
-		sqlite3_bind_null(st, 16);
-		sqlite3_bind_null(st, 17);
+		sqlite3_result_null(out);
+}
+
+/* Usage figure k (0 = cpu_ns .. 12 = net_ns, ST_UPD_USAGE's order; not the
+ * timeline, 10) of u. */
+static int64_t usage_value(const struct tg_usage *u, int k)
+{
+	switch (k) {
+	case 0:
+		return (int64_t)u->cpu_ns;
+	case 1:
+		return (int64_t)u->cpu_pool_ns;
+	case 2:
+		return (int64_t)u->runq_ns;
+	case 3:
+		return (int64_t)u->pool_wait_ns;
+	case 4:
+		return (int64_t)u->minflt;
+	case 5:
+		return (int64_t)u->majflt;
+	case 6:
+		return (int64_t)u->heap_bytes;
+	case 7:
+		return u->gc_count;
+	case 8:
+		return (int64_t)u->gc_ns;
+	case 9:
+		return u->flags;
+	case 11:
+		return (int64_t)u->lock_ns;
+	default:
+		return (int64_t)u->net_ns;
 	}
-	sqlite3_bind_int64(st, 18, j->req_id);
-	/* Bindings persist across steps: the usage ones are bound for requests
-	 * with usage, and set back to NULL once after such a row, so requests of
-	 * untracked processes cost nothing more. */
-	if ((r->usage.flags & TG_USAGE_VALID) || s->usage_bound) {
-		bind_usage(s, st, P_USAGE, &r->usage);
-		s->usage_bound = r->usage.flags & TG_USAGE_VALID;
+}
+
+/* Column USAGE_COL + k (REQUEST_COLS): usage figure k of r (the timeline
+ * for k = 10), NULL when r has no usage. */
+static void usage_column(struct tg_store *s, const struct tg_request *r, int k,
+			 sqlite3_context *out)
+{
+	const struct tg_usage *u = &r->usage;
+	size_t n = 0;
+
+	if (!(u->flags & TG_USAGE_VALID) || k < 0 || k >= USAGE_PARAMS) {
+		sqlite3_result_null(out);
+		return;
 	}
-	return step_reset(st); /* every parameter is bound */
+	if (k != 10) {
+		sqlite3_result_int64(out, usage_value(u, k));
+		return;
+	}
+	n = tg_timeline__pack(u, s->timeline, sizeof(s->timeline));
+	if (n)
+		sqlite3_result_blob(out, s->timeline, (int)n, SQLITE_TRANSIENT);
+	else
+		sqlite3_result_null(out);
+}
+
+/*
+ * Column col (REQUEST_COLS) of the request in ring slot s->bulk_first + row:
+ * the row source of ST_INS_REQUEST. Text points into the job (SQLITE_STATIC:
+ * the slot is the writer's until the batch is released).
+ */
+static void request_column(void *ctx, size_t row, int col, sqlite3_context *out)
+{
+	struct tg_store *s = ctx;
+	const struct job *j = &s->jobs[(s->bulk_first + row) % QUEUE_LEN];
+	const struct tg_request *r = &j->req;
+
+	switch (col) {
+	case 0:
+		sqlite3_result_int64(out, j->run_id);
+		break;
+	case 1:
+		sqlite3_result_int64(out, r->pid);
+		break;
+	case 2:
+		sqlite3_result_int64(out, r->tid);
+		break;
+	case 3: /* the same 64 bits, signed: ids with TG_CONN_ID_USER_BIT are negative */
+		sqlite3_result_int64(out, (int64_t)r->conn_id);
+		break;
+	case 4:
+		sqlite3_result_int64(out, (int64_t)(r->start_ns + j->mono_to_epoch_ns));
+		break;
+	case 5:
+		result_int_or_null(out, r->end_ns && r->end_ns >= r->start_ns,
+				   (int64_t)(r->end_ns - r->start_ns));
+		break;
+	case 6:
+		result_int_or_null(out, r->first_resp_ns && r->first_resp_ns >= r->start_ns,
+				   (int64_t)(r->first_resp_ns - r->start_ns));
+		break;
+	case 7:
+		sqlite3_result_text(out, r->method, j->len[0], SQLITE_STATIC);
+		break;
+	case 8:
+		sqlite3_result_text(out, r->target, j->len[1], SQLITE_STATIC);
+		break;
+	case 9:
+		result_text_or_null(out, r->route, j->len[2]);
+		break;
+	case 10:
+		result_int_or_null(out, r->status, r->status);
+		break;
+	case 11:
+		sqlite3_result_int64(out, (int64_t)r->req_bytes);
+		break;
+	case 12:
+		sqlite3_result_int64(out, (int64_t)r->resp_bytes);
+		break;
+	case 13:
+		sqlite3_result_int64(out, r->flags);
+		break;
+	case 14:
+		result_text_or_null(out, r->peer, j->len[3]);
+		break;
+	case 15:
+		result_int_or_null(out, r->sql_count, r->sql_count);
+		break;
+	case 16:
+		result_int_or_null(out, r->sql_count, (int64_t)r->sql_ns);
+		break;
+	case 17:
+		sqlite3_result_int64(out, j->req_id);
+		break;
+	default:
+		usage_column(s, r, col - USAGE_COL, out);
+		break;
+	}
+}
+
+static bool has_usage(const struct job *j)
+{
+	return j->req.usage.flags & TG_USAGE_VALID;
+}
+
+/* Write the n requests queued in ring slots first.. (all JOB_REQUEST, all
+ * with usage or all without) with one statement execution. */
+static int write_requests(struct tg_store *s, size_t first, size_t n)
+{
+	bool usage = has_usage(&s->jobs[first % QUEUE_LEN]);
+
+	s->bulk_first = first;
+	s->bulk.n = n;
+	return step_reset(s->stmt[usage ? ST_INS_REQUEST : ST_INS_REQUEST_BASE]);
+}
+
+/* How many jobs from ring slot first on (at most n) are requests like the
+ * first (with usage or without). */
+static size_t request_run(struct tg_store *s, size_t first, size_t n)
+{
+	const struct job *j = &s->jobs[first % QUEUE_LEN], *k;
+	size_t i;
+
+	if (j->kind != JOB_REQUEST)
+		return 0;
+	for (i = 1; i < n; i++) {
+		k = &s->jobs[(first + i) % QUEUE_LEN];
+		if (k->kind != JOB_REQUEST || has_usage(k) != has_usage(j))
+			break;
+	}
+	return i;
 }
 
 /* Bind the USAGE_PARAMS usage parameters first.. of st (in the order of ST_UPD_USAGE's
@@ -754,7 +944,9 @@ static int roll_init(struct roll_common *c, int64_t run_id)
 	return SQLITE_OK;
 }
 
-static void roll_count(struct roll_common *c, const struct tg_request *r, int64_t dur)
+/* Count r in c: dur its duration (< 0: none), bucket dur's histogram bucket. */
+static void roll_count(struct roll_common *c, const struct tg_request *r, int64_t dur,
+		       unsigned bucket)
 {
 	if (r->usage.flags & TG_USAGE_VALID) {
 		c->usage_count++;
@@ -773,7 +965,7 @@ static void roll_count(struct roll_common *c, const struct tg_request *r, int64_
 	c->sum_dur += dur;
 	if (dur > c->max_dur)
 		c->max_dur = dur;
-	tg_hist__add(c->hist, (uint64_t)dur);
+	tg_hist__add_bucket(c->hist, bucket);
 }
 
 static uint32_t ep_hash(const char *method, const char *route)
@@ -861,7 +1053,7 @@ static struct roll_endpoint *roll_endpoint_for(struct rollups *ro, int64_t run_i
 	return ep;
 }
 
-/* Account one written request (same conversions as write_request). */
+/* Account one written request (same conversions as request_column). */
 static int roll_add(struct tg_store *s, const struct job *j)
 {
 	const struct tg_request *r = &j->req;
@@ -869,20 +1061,25 @@ static int roll_add(struct tg_store *s, const struct job *j)
 	int64_t sec = (int64_t)((r->start_ns + j->mono_to_epoch_ns) / 1000000000ULL);
 	int64_t dur =
 	    r->end_ns && r->end_ns >= r->start_ns ? (int64_t)(r->end_ns - r->start_ns) : -1;
+	unsigned bucket = dur < 0 ? 0 : tg_hist__bucket((uint64_t)dur);
 	struct roll_series *se, *se60;
 	struct roll_endpoint *ep;
+	size_t i60;
 
-	se = roll_series_for(ro, j->run_id, 1, sec);
-	se60 = se ? roll_series_for(ro, j->run_id, 60, sec / 60 * 60) : NULL;
+	se60 = roll_series_for(ro, j->run_id, 60, sec / 60 * 60);
 	if (!se60)
 		return SQLITE_NOMEM;
-	se = roll_series_for(ro, j->run_id, 1, sec); /* the array may have moved */
+	i60 = (size_t)(se60 - ro->series);
+	se = roll_series_for(ro, j->run_id, 1, sec);
+	if (!se)
+		return SQLITE_NOMEM;
+	se60 = &ro->series[i60]; /* the array may have moved */
 	ep = roll_endpoint_for(ro, j->run_id, r->method, r->route);
 	if (!ep)
 		return SQLITE_NOMEM;
-	roll_count(&se->c, r, dur);
-	roll_count(&se60->c, r, dur);
-	roll_count(&ep->c, r, dur);
+	roll_count(&se->c, r, dur, bucket);
+	roll_count(&se60->c, r, dur, bucket);
+	roll_count(&ep->c, r, dur, bucket);
 	return SQLITE_OK;
 }
 
@@ -1084,13 +1281,15 @@ static int write_procstat(struct tg_store *s, const struct job *j)
 	return step_done(st);
 }
 
-static int write_job(struct tg_store *s, const struct job *j)
+/* Write the job in ring slot idx (a request alone: see write_batch). */
+static int write_job(struct tg_store *s, size_t idx)
 {
+	const struct job *j = &s->jobs[idx % QUEUE_LEN];
 	int rc;
 
 	switch (j->kind) {
 	case JOB_REQUEST:
-		rc = write_request(s, j);
+		rc = write_requests(s, idx, 1);
 		return rc == SQLITE_OK ? roll_add(s, j) : rc;
 	case JOB_TARGET:
 		return write_target(s, j);
@@ -1104,6 +1303,29 @@ static int write_job(struct tg_store *s, const struct job *j)
 		return write_procstat(s, j);
 	}
 	return SQLITE_MISUSE;
+}
+
+/* Write jobs [first, first + n) of the ring in order, each run of
+ * consecutive requests (request_run) with one statement. Stops at the first
+ * failure.
+ * Returns an SQLite result code; *written counts the requests written. */
+static int write_jobs(struct tg_store *s, size_t first, size_t n, uint64_t *written)
+{
+	size_t i = 0, k;
+	int rc = SQLITE_OK;
+
+	while (i < n && rc == SQLITE_OK) {
+		k = i + request_run(s, first + i, n - i);
+		if (k == i) {
+			rc = write_job(s, first + i++);
+			continue;
+		}
+		rc = write_requests(s, first + i, k - i);
+		*written += rc == SQLITE_OK ? k - i : 0;
+		for (; i < k && rc == SQLITE_OK; i++)
+			rc = roll_add(s, &s->jobs[(first + i) % QUEUE_LEN]);
+	}
+	return rc;
 }
 
 static void log_failed(struct tg_store *s, const struct job *j, int rc)
@@ -1137,12 +1359,8 @@ static uint64_t write_batch(struct tg_store *s, size_t first, size_t n, uint64_t
 
 	pthread_mutex_lock(&s->db_lock);
 	rc = exec_sql(s->db, "BEGIN");
-	for (i = 0; i < n && rc == SQLITE_OK; i++) {
-		const struct job *j = &s->jobs[(first + i) % QUEUE_LEN];
-
-		rc = write_job(s, j);
-		written += rc == SQLITE_OK && j->kind == JOB_REQUEST;
-	}
+	if (rc == SQLITE_OK)
+		rc = write_jobs(s, first, n, &written);
 	if (rc == SQLITE_OK)
 		rc = roll_flush(s);
 	if (rc == SQLITE_OK)
@@ -1161,7 +1379,7 @@ static uint64_t write_batch(struct tg_store *s, size_t first, size_t n, uint64_t
 
 		rc = sqlite3_exec(s->db, "BEGIN", NULL, NULL, NULL);
 		if (rc == SQLITE_OK)
-			rc = write_job(s, j);
+			rc = write_job(s, first + i);
 		if (rc == SQLITE_OK)
 			rc = roll_flush(s);
 		if (rc == SQLITE_OK)
@@ -1198,6 +1416,34 @@ static void release_jobs(struct tg_store *s, size_t first, size_t n)
 	}
 }
 
+/* Wait (s->lock held) until there is a batch to write: BATCH_MIN jobs, or
+ * BATCH_LINGER_NS after the first one, or at once when a flush or close
+ * waits. Returns false when the store stops with nothing left to write. */
+static bool wait_for_batch(struct tg_store *s)
+{
+	struct timespec until;
+
+	while (!s->count && !s->stop) {
+		s->writer_waiting = true;
+		pthread_cond_wait(&s->not_empty, &s->lock);
+	}
+	if (!s->count)
+		return false;
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_nsec += BATCH_LINGER_NS;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	while (s->count < BATCH_MIN && !s->stop && !s->flushers) {
+		s->writer_waiting = true;
+		if (pthread_cond_timedwait(&s->not_empty, &s->lock, &until))
+			break;
+	}
+	s->writer_waiting = false;
+	return true;
+}
+
 static void *writer_main(void *arg)
 {
 	struct tg_store *s = arg;
@@ -1205,11 +1451,7 @@ static void *writer_main(void *arg)
 	size_t first, n;
 
 	pthread_mutex_lock(&s->lock);
-	for (;;) {
-		while (!s->count && !s->stop)
-			pthread_cond_wait(&s->not_empty, &s->lock);
-		if (!s->count)
-			break;
+	while (wait_for_batch(s)) {
 		first = s->head;
 		n = s->count;
 		pthread_mutex_unlock(&s->lock);
@@ -1256,11 +1498,16 @@ static struct job *reserve(struct tg_store *s, enum job_kind kind, int *ret)
 	return j;
 }
 
+/* Publish the reserved job; wake the writer for the first job (to start
+ * its linger clock) and once a batch is full, not for every job. */
 static void commit_job(struct tg_store *s)
 {
 	s->count++;
 	s->queued_seq++;
-	pthread_cond_signal(&s->not_empty);
+	if (s->writer_waiting && (s->count == 1 || s->count >= BATCH_MIN)) {
+		s->writer_waiting = false;
+		pthread_cond_signal(&s->not_empty);
+	}
 }
 
 int tg_store__begin_run(struct tg_store *s, const struct tg_run_info *info, int64_t *run_id)
@@ -1341,6 +1588,49 @@ int tg_store__add_target(struct tg_store *s, uint32_t pid, const char *cmdline, 
 	return ret;
 }
 
+/* dst = src up to its NUL (at most cap - 1 bytes), NUL-terminated; *len
+ * gets the length. */
+static void copy_str(char *dst, const char *src, size_t cap, uint16_t *len)
+{
+	size_t n = tg_strnlen(src, cap - 1);
+
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+	*len = (uint16_t)n;
+}
+
+/* The usage figures and the nspans spans in use (not the whole span array). */
+static void copy_usage(struct tg_usage *dst, const struct tg_usage *src)
+{
+	size_t n = src->nspans < TG_SPANS_MAX ? src->nspans : TG_SPANS_MAX;
+
+	memcpy(dst, src, offsetof(struct tg_usage, spans) + n * sizeof(src->spans[0]));
+}
+
+/*
+ * Copy into job j what the writer reads of a request (request_column,
+ * roll_add, log_failed): the fields before set_keys, the usage with its
+ * spans in use, the strings up to their NUL (their lengths into j->len). set_keys/since/until, the
+ * unused spans and the strings' tails keep what the slot held before; no one
+ * reads them. A whole struct is ~2.3 KiB, of which a hello request uses a
+ * few hundred bytes: copying it all made the ring (16k slots, 38 MiB)
+ * stream through memory instead of staying in the cache.
+ */
+static void copy_request(struct job *j, const struct tg_request *src)
+{
+	struct tg_request *dst = &j->req;
+
+	memcpy(dst, src, offsetof(struct tg_request, set_keys));
+	dst->nset_keys = 0;
+	dst->resp_tid = src->resp_tid;
+	dst->resp_oncpu_ns = src->resp_oncpu_ns;
+	copy_usage(&dst->usage, &src->usage);
+	copy_str(dst->method, src->method, sizeof(dst->method), &j->len[0]);
+	copy_str(dst->target, src->target, sizeof(dst->target), &j->len[1]);
+	copy_str(dst->route, src->route, sizeof(dst->route), &j->len[2]);
+	copy_str(dst->peer, src->peer, sizeof(dst->peer), &j->len[3]);
+}
+
 int tg_store__add_request(struct tg_store *s, const struct tg_request *r)
 {
 	return tg_store__add_request_id(s, r, NULL);
@@ -1359,11 +1649,7 @@ int tg_store__add_request_id(struct tg_store *s, const struct tg_request *r, int
 		j->req_id = s->next_request_id++;
 		if (id)
 			*id = j->req_id;
-		j->req = *r;
-		j->req.method[TG_METHOD_LEN - 1] = '\0';
-		j->req.target[TG_TARGET_LEN - 1] = '\0';
-		j->req.route[TG_ROUTE_LEN - 1] = '\0';
-		j->req.peer[TG_PEER_LEN - 1] = '\0';
+		copy_request(j, r);
 		commit_job(s);
 	}
 	pthread_mutex_unlock(&s->lock);
@@ -1381,7 +1667,7 @@ int tg_store__update_usage(struct tg_store *s, int64_t request_id, const struct 
 	j = reserve(s, JOB_USAGE, &ret);
 	if (j) {
 		j->req_id = request_id;
-		j->usage = *u;
+		copy_usage(&j->usage, u);
 		commit_job(s);
 	}
 	pthread_mutex_unlock(&s->lock);
@@ -1518,8 +1804,11 @@ int tg_store__flush(struct tg_store *s)
 		return -EINVAL;
 	pthread_mutex_lock(&s->lock);
 	target = s->queued_seq;
+	s->flushers++; /* the writer stops lingering */
+	pthread_cond_signal(&s->not_empty);
 	while (s->done_seq < target && s->thread_started)
 		pthread_cond_wait(&s->done, &s->lock);
+	s->flushers--;
 	pthread_mutex_unlock(&s->lock);
 	return 0;
 }
@@ -1590,6 +1879,7 @@ void tg_store__close(struct tg_store *s)
 		pthread_mutex_unlock(&s->lock);
 		pthread_join(s->thread, NULL);
 	}
+	tg_walckpt__stop(s->ckpt); /* before the last connection closes */
 	for (i = 0; i < ST_COUNT; i++)
 		sqlite3_finalize(s->stmt[i]);
 	/* ... and those other writers' calls kept prepared (query_store.c). */

@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "http.h"
+#include "httphead.h"
 #include "timeglass/events.h"
 
 #define MAXREC 32
@@ -770,6 +771,210 @@ static void test_gap_during_request_headers(void **state)
 	assert_int_equal(f->rec[1].flags, TG_REQ_RESYNC);
 }
 
+/* ---- The header scanner against libhttp_parser (user/httphead.c). */
+
+static uint32_t rnd_state = 12345;
+
+static uint32_t rnd(uint32_t n)
+{
+	rnd_state = rnd_state * 1103515245u + 12345u;
+	return (rnd_state >> 8) % n;
+}
+
+#define PICK(a) ((a)[rnd(sizeof(a) / sizeof((a)[0]))])
+
+static size_t put(char *b, size_t at, size_t cap, const char *s)
+{
+	size_t n = strlen(s);
+
+	if (at + n > cap)
+		n = cap - at;
+	memcpy(b + at, s, n);
+	return at + n;
+}
+
+/* A header block made of plausible and broken pieces, then perhaps a few
+ * bytes replaced. Returns its length. */
+static size_t gen_block(char *b, size_t cap, bool response)
+{
+	static const char *const methods[] = {"GET",  "POST",	  "PUT",     "DELETE",
+					      "HEAD", "PATCH",	  "OPTIONS", "CONNECT",
+					      "get",  "PROPFIND", "GETX",    "TRACE"};
+	static const char *const targets[] = {"/",
+					      "/a/b?x=1&y=%20",
+					      "/items/42",
+					      "/a#frag",
+					      "*",
+					      "http://h/x",
+					      "/a b",
+					      "/\x80",
+					      "/a\"b",
+					      "/{x}",
+					      "/[v]",
+					      "/~u_.-",
+					      "/a|b",
+					      "/a^b",
+					      "/a`b",
+					      "/a\\b",
+					      "/a<b>",
+					      "//x",
+					      "/a?b=c;d=e!$'()*+,:@"};
+	static const char *const versions[] = {"HTTP/1.1", "HTTP/1.0", "HTTP/1.2",  "HTTP/2.0",
+					       "HTTP/1.",  "http/1.1", "HTTP/1.10", "HTTP/1.1 "};
+	static const char *const status_lines[] = {"HTTP/1.1 200 OK",
+						   "HTTP/1.0 404 Not Found",
+						   "HTTP/1.1 204 No Content",
+						   "HTTP/1.1 101 Switching Protocols",
+						   "HTTP/1.1 100 Continue",
+						   "HTTP/1.1 200 ",
+						   "HTTP/1.1 200",
+						   "HTTP/1.1 099 X",
+						   "HTTP/1.1 1000 X",
+						   "HTTP/1.1 20 X",
+						   "HTTP/1.1 500 A\tB",
+						   "HTTP/1.1 200 \x80",
+						   "HTTP/1.1 200 a\x7f",
+						   "HTTP/2 200 OK",
+						   "HTTP/1.1  200 OK",
+						   "HTTP/1.2 302 Found"};
+	static const char *const headers[] = {
+	    "Host: x",
+	    "Accept: */*",
+	    "Connection: keep-alive",
+	    "Content-Length: 10",
+	    "Content-Length: 10",
+	    "content-length: 0",
+	    "Content-Length:  42",
+	    "Content-Length:\t7",
+	    "Content-Length: 1 ",
+	    "Content-Length: 007",
+	    "Content-Length: -1",
+	    "Content-Length: 123456789012345",
+	    "Content-Length: 1234567890123456",
+	    "Content-Length: 99999999999999999999",
+	    "Content-Length:",
+	    "Content-Length: 1,2",
+	    "CONTENT-LENGTH: 5",
+	    "Content-Lengthx: 5",
+	    "Transfer-Encoding: chunked",
+	    "transfer-encoding: gzip, chunked",
+	    "Transfer-Encoding: gzip",
+	    "Connection: keep-alive",
+	    "Connection: close",
+	    "Connection: Upgrade",
+	    "Connection: keep-alive, Upgrade",
+	    "Upgrade: websocket",
+	    "Proxy-Connection: keep-alive",
+	    "Keep-Alive: timeout=5",
+	    "X-Empty:",
+	    "X-Tab:\tv",
+	    "Bad Name: x",
+	    "NoColon",
+	    " folded",
+	    "\tfolded",
+	    "X-Ctl: a\x01b",
+	    "X-Del: \x7f",
+	    "X-High: \xc3\xa9",
+	    "x_under: y",
+	    "X-Trailing: v  ",
+	    "Content-Length : 5",
+	    ": novalue",
+	    "User-Agent: Mozilla/5.0 (X11; Linux x86_64) \"quoted\" <angle> {brace}",
+	    "Accept: */*",
+	    "X-Long: abcdefgh\x01ijklmnop",
+	    "X-Long: abcdefghijklmnop\x7fq",
+	    "X-Long: abcdefghijkl\x80mnop",
+	    "X-Long: abcdefgh\tijklmnopqrstuvw",
+	    "X-Long: abcdefghijklmnopqrstuvw\x1f",
+	};
+	static const char interesting[] = {' ', '\t', '\r', '\n', ':', '\0', 0x7f, (char)0x80,
+					   'a', '0',  '/',  '?',  '#', '%',  '-',  'H'};
+	size_t n = 0, i, nh = rnd(7);
+	const char *eol = rnd(20) ? "\r\n" : "\n";
+
+	if (response) {
+		n = put(b, n, cap, PICK(status_lines));
+	} else {
+		n = put(b, n, cap, PICK(methods));
+		n = put(b, n, cap, rnd(30) ? " " : "  ");
+		n = put(b, n, cap, PICK(targets));
+		n = put(b, n, cap, " ");
+		n = put(b, n, cap, PICK(versions));
+	}
+	n = put(b, n, cap, eol);
+	for (i = 0; i < nh; i++) {
+		/* half of them from the first few, which the scanner takes */
+		n = put(b, n, cap, rnd(2) ? headers[rnd(8)] : PICK(headers));
+		n = put(b, n, cap, rnd(25) ? "\r\n" : "\n");
+	}
+	n = put(b, n, cap, rnd(25) ? "\r\n" : "\n");
+	if (rnd(3) == 0)
+		for (i = rnd(3) + 1; i > 0 && n; i--)
+			b[rnd((uint32_t)n)] = PICK(interesting);
+	return n;
+}
+
+static void test_head_scanner_agrees_with_http_parser(void **state)
+{
+	char buf[1024];
+	unsigned i, fast = 0;
+
+	(void)state;
+	for (i = 0; i < 200000; i++) {
+		bool response = i & 1;
+		size_t n = gen_block(buf, sizeof(buf), response);
+		struct tg_http_head a, b;
+
+		if (!tg_httphead__parse_fast((const uint8_t *)buf, n, response, &a))
+			continue;
+		fast++;
+		if (!tg_httphead__parse_full((const uint8_t *)buf, n, response, &b))
+			fail_msg("scanner accepted what libhttp_parser refuses: %.*s", (int)n, buf);
+		assert_int_equal(a.minor, b.minor);
+		assert_int_equal(a.chunked, b.chunked);
+		assert_int_equal(a.has_length, b.has_length);
+		if (a.has_length)
+			assert_int_equal(a.length, b.length);
+		if (response) {
+			assert_int_equal(a.status, b.status);
+		} else {
+			assert_int_equal(a.method, b.method);
+			assert_ptr_equal(a.url, b.url);
+			assert_int_equal(a.url_len, b.url_len);
+		}
+	}
+	print_message("scanner took %u of %u blocks\n", fast, i);
+	assert_true(fast > 10000); /* the scanner did take part */
+}
+
+static void test_head_scanner_common_shapes(void **state)
+{
+	static const char req[] = "GET /items/42?q=1 HTTP/1.1\r\nHost: 127.0.0.1:8000\r\n"
+				  "User-Agent: curl/8.0\r\nAccept: */*\r\n\r\n";
+	static const char post[] = "POST /a HTTP/1.0\r\nContent-Length: 12\r\n\r\n";
+	static const char resp[] = "HTTP/1.1 200 OK\r\ndate: Wed, 25 Nov 2026 18:00:00 GMT\r\n"
+				   "server: uvicorn\r\ncontent-length: 10\r\n"
+				   "content-type: application/json\r\n\r\n";
+	static const char chunked[] = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+	struct tg_http_head h;
+
+	(void)state;
+	assert_true(tg_httphead__parse_fast((const uint8_t *)req, sizeof(req) - 1, false, &h));
+	assert_int_equal(h.url_len, strlen("/items/42?q=1"));
+	assert_false(h.has_length);
+	assert_true(tg_httphead__parse_fast((const uint8_t *)post, sizeof(post) - 1, false, &h));
+	assert_int_equal(h.minor, 0);
+	assert_int_equal(h.length, 12);
+	assert_true(tg_httphead__parse_fast((const uint8_t *)resp, sizeof(resp) - 1, true, &h));
+	assert_int_equal(h.status, 200);
+	assert_int_equal(h.length, 10);
+	/* chunked framing is libhttp_parser's */
+	assert_false(
+	    tg_httphead__parse_fast((const uint8_t *)chunked, sizeof(chunked) - 1, true, &h));
+	assert_true(tg_httphead__parse((const uint8_t *)chunked, sizeof(chunked) - 1, true, &h));
+	assert_true(h.chunked);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -806,6 +1011,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_response_split_status_line, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_queue_overflow, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_gap_during_request_headers, setup, teardown),
+	    cmocka_unit_test(test_head_scanner_agrees_with_http_parser),
+	    cmocka_unit_test(test_head_scanner_common_shapes),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

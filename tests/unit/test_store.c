@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -560,6 +561,39 @@ static void test_concurrent_reader(void **state)
 	assert_int_equal(query_int(f->path, "SELECT count(*) FROM requests"), p.n);
 }
 
+/* The WAL is checkpointed by the store's checkpointer thread (walckpt.h)
+ * while the store is open and busy: the database file grows before close,
+ * and the WAL stays bounded. */
+static void test_wal_checkpointed_while_open(void **state)
+{
+	struct fx *f = *state;
+	struct stat db_st, wal_st;
+	struct producer p = {.n = 60000};
+	char wal[128];
+	int tries;
+
+	p.s = open_with_run(f->path, NULL);
+	produce(&p);
+	assert_int_equal(p.ret, 0);
+	assert_int_equal(tg_store__flush(p.s), 0);
+	/* > 1000 pages were committed: the checkpointer copies them in */
+	for (tries = 0; tries < 500; tries++) {
+		assert_int_equal(stat(f->path, &db_st), 0);
+		if (db_st.st_size > 2 * 1024 * 1024)
+			break;
+		usleep(10000);
+	}
+	assert_true(db_st.st_size > 2 * 1024 * 1024);
+	snprintf(wal, sizeof(wal), "%s-wal", f->path);
+	assert_int_equal(stat(wal, &wal_st), 0);
+	assert_true(wal_st.st_size < 40 * 1024 * 1024);
+	tg_store__close(p.s);
+	assert_int_equal(stat(wal, &wal_st), -1); /* the last close checkpointed and removed it */
+	assert_int_equal(query_int(f->path, "SELECT count(*) FROM requests"), p.n);
+	assert_int_equal(query_int(f->path, "SELECT sum(count) FROM rollup_series WHERE res_s = 1"),
+			 p.n);
+}
+
 /* ---- Rollups (schema version 2). */
 
 /* Sum of a histogram column over rows of sql, decoded. */
@@ -928,6 +962,62 @@ static void test_update_usage(void **state)
 	tg_store__close(s);
 }
 
+/* Runs of requests are written with one statement each (a row source read
+ * by INSERT ... SELECT): requests with and without usage, around targets and
+ * usage updates in the same batch, keep their ids, values and order. */
+static void test_request_runs_around_other_jobs(void **state)
+{
+	struct fx *f = *state;
+	struct tg_store_stats st;
+	struct tg_request r;
+	struct tg_store *s = open_with_run(f->path, NULL);
+	int64_t ids[13], second = 0;
+	uint32_t i, n = 0;
+
+	for (i = 0; i < 13; i++) {
+		make_req(&r, i);
+		if (i % 3 == 1)
+			set_usage(&r, 1000 * (i + 1), i % 4);
+		assert_int_equal(tg_store__add_request_id(s, &r, &ids[n++]), 0);
+		if (i == 4)
+			assert_int_equal(tg_store__add_target(s, 7, "python3 app.py", 5), 0);
+		if (i == 9) { /* the second request gets final usage */
+			second = ids[1];
+			set_usage(&r, 77777, 2);
+			assert_int_equal(tg_store__update_usage(s, second, &r.usage), 0);
+		}
+	}
+	assert_int_equal(tg_store__flush(s), 0);
+	tg_store__stats(s, &st);
+	assert_int_equal(st.requests_written, 13);
+	assert_int_equal(st.rows_failed, 0);
+	assert_int_equal(query_int(f->path, "SELECT count(*) FROM targets WHERE pid = 7"), 1);
+	/* ids as handed out, consecutive, and each row is the request given it */
+	assert_int_equal(query_int(f->path, "SELECT count(*) FROM requests"), 13);
+	for (i = 0; i < 13; i++) {
+		char sql[160], path[32];
+
+		snprintf(sql, sizeof(sql), "SELECT path FROM requests WHERE id = %lld",
+			 (long long)ids[i]);
+		query_text(f->path, sql, path, sizeof(path));
+		snprintf(sql, sizeof(sql), "/p/%u?q=x", i);
+		assert_string_equal(path, sql);
+	}
+	assert_int_equal(query_int(f->path, "SELECT count(cpu_ns) FROM requests"), 4);
+	assert_int_equal(query_int(f->path, "SELECT count(timeline) FROM requests"), 3);
+	assert_int_equal(query_int(f->path, "SELECT sum(cpu_ns) FROM requests"),
+			 77777 + 5000 + 8000 + 11000);
+	assert_int_equal(query_int(f->path, "SELECT max(start_ns) FROM requests"),
+			 (int64_t)(EPOCH_OFF + 1000 + 12 * 10));
+	assert_int_equal(query_int(f->path, "SELECT count(*) FROM requests WHERE route = '/p/{id}'"
+					    " AND peer LIKE '127.0.0.1:%' AND method = 'GET'"),
+			 13);
+	assert_int_equal(query_int(f->path, "SELECT sum_cpu_ns FROM rollup_endpoint"),
+			 77777 + 5000 + 8000 + 11000);
+	assert_int_equal(query_int(f->path, "SELECT count FROM rollup_endpoint"), 13);
+	tg_store__close(s);
+}
+
 static void test_process_stats(void **state)
 {
 	struct fx *f = *state;
@@ -1052,12 +1142,14 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_bad_row_loses_only_itself, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reroute_guessed_only, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_concurrent_reader, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_wal_checkpointed_while_open, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rollups_match_rows, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reroute_rebuilds_rollup, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_migrates_v1_with_backfill, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_usage_columns, setup, teardown),
 	    cmocka_unit_test(test_timeline_pack_unpack),
 	    cmocka_unit_test_setup_teardown(test_update_usage, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_request_runs_around_other_jobs, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_process_stats, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_migrates_v4_keeps_data, setup, teardown),
 	};
