@@ -243,14 +243,27 @@ static void check_accept_read_writev_close(int family)
 	} else {
 		assert_memory_equal(ca->laddr, &in6addr_loopback, 16);
 	}
-	/* connect() is announced, but the client side is not followed */
+	/* connect() is announced; the client side (not PostgreSQL) is followed
+	 * for its timing only: when and how much, no payload (network waits) */
 	cc = find_conn(&s, t.cfd, TG_ORIGIN_CONNECT);
 	assert_non_null(cc);
 	assert_int_equal(cc->role, TG_ROLE_CLIENT);
 	assert_int_equal(cc->lport, t.cport);
 	assert_int_equal(cc->rport, t.lport);
 	assert_true(cc->conn_id != ca->conn_id);
-	assert_null(find_data(&s, t.cfd, 0));
+	out = find_data(&s, t.cfd, 0);
+	assert_non_null(out);
+	assert_int_equal(out->conn_id, cc->conn_id);
+	assert_int_equal(out->dir, TG_DIR_OUT);
+	assert_int_equal(out->len, sizeof(msg));
+	assert_int_equal(out->head_len, 0);
+	assert_int_equal(out->tail_len, 0);
+	assert_true(out->flags & TG_DATA_TIMING);
+	in = find_data(&s, t.cfd, 1);
+	assert_non_null(in);
+	assert_int_equal(in->dir, TG_DIR_IN);
+	assert_int_equal(in->len, sizeof(buf));
+	assert_int_equal(in->head_len + in->tail_len, 0);
 
 	/* read: head of 32 bytes, tail of the last 16 */
 	in = find_data(&s, t.sfd, 0);
