@@ -3,6 +3,7 @@
  * items, concurrent requests with different keys, key reuse, the horizon. */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -112,10 +113,46 @@ static void test_key_reuse_and_horizon(void **state)
 	tg_attrib__free(NULL);
 }
 
+/* Items of one key arriving out of time order (CPUs interleave in the ring
+ * buffer): a claim takes exactly those of its window, whatever the order;
+ * the horizon releases exactly the older ones. */
+static void test_out_of_order_items(void **state)
+{
+	static const uint64_t ts[] = {500, 300, 800, 100, 450, 700, 300, 50, 900, 420};
+	struct sink s;
+	struct tg_attrib *a = setup_sink(&s);
+	void *out[N];
+	bool got[N] = {false};
+	size_t n;
+
+	(void)state;
+	for (int i = 0; i < 10; i++)
+		tg_attrib__item(a, 1, 0xB, ts[i], ITEM(i));
+	n = tg_attrib__claim(a, 1, 0xB, 300, 500, out, N);
+	assert_int_equal(n, 5); /* 500, 300, 450, 300, 420 */
+	for (size_t k = 0; k < n; k++)
+		got[(intptr_t)out[k]] = true;
+	for (int i = 0; i < 10; i++)
+		assert_int_equal(got[i], ts[i] >= 300 && ts[i] <= 500);
+	assert_int_equal(tg_attrib__held(a), 5);
+	tg_attrib__tick(a, 1000 + 600); /* horizon 1000: older than 600 go */
+	assert_int_equal(s.ids[3], 0);	/* 100 */
+	assert_int_equal(s.ids[7], 0);	/* 50 */
+	assert_int_equal(s.ids[2], -1); /* 800 stays */
+	assert_int_equal(s.ids[5], -1); /* 700 */
+	assert_int_equal(s.ids[8], -1); /* 900 */
+	assert_int_equal(tg_attrib__held(a), 3);
+	n = tg_attrib__claim(a, 1, 0xB, 650, 850, out, N);
+	assert_int_equal(n, 2);
+	tg_attrib__free(a);
+	assert_int_equal(s.ids[8], 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_claim_in_window),
+	    cmocka_unit_test(test_out_of_order_items),
 	    cmocka_unit_test(test_concurrent_keys),
 	    cmocka_unit_test(test_key_reuse_and_horizon),
 	};
