@@ -3,8 +3,9 @@
  * Task-key attribution (attrib.h). Held items live in per-key lists found
  * through a hash map of (pid, key), created only when an item has to wait,
  * kept in time order (newest first: items arrive nearly in order, so an
- * insert walks a step or two), so that a claim stops at the first item
- * older than its request and the horizon cuts a list's tail. A key's list
+ * insert walks a step or two), doubly linked, so that a claim stops at the
+ * first item older than its request and the horizon takes items off the
+ * tail without walking the rest. A key's list
  * can be long: Context addresses are reused, and the items of Contexts no
  * request claims (a pool's reset statement in a shielded child task, with
  * the task probes off) wait for the horizon under the same key as the
@@ -24,7 +25,7 @@
 #include "u64map.h"
 
 struct held {
-	struct held *next;
+	struct held *next, *prev; /* older, newer */
 	uint64_t ts_ns;
 	void *item;
 };
@@ -32,8 +33,8 @@ struct held {
 struct bucket {
 	uint32_t pid;
 	uint64_t key;
-	struct held *items; /* by ts_ns, newest first */
-	uint64_t newest_ns;
+	struct held *items;	 /* by ts_ns, newest first */
+	struct held *oldest;	 /* the list's tail: the horizon cuts there */
 	struct bucket *next_all; /* all buckets, for tick */
 	struct bucket **prev_all;
 };
@@ -113,6 +114,21 @@ static struct bucket *find(struct tg_attrib *a, uint32_t pid, uint64_t key, int 
 	return b;
 }
 
+/* Take h out of b's list and free it; its item is the caller's. */
+static void unlink_held(struct tg_attrib *a, struct bucket *b, struct held *h)
+{
+	if (h->prev)
+		h->prev->next = h->next;
+	else
+		b->items = h->next;
+	if (h->next)
+		h->next->prev = h->prev;
+	else
+		b->oldest = h->prev;
+	free(h);
+	a->held--;
+}
+
 static void drop_bucket(struct tg_attrib *a, struct bucket *b)
 {
 	tg_u64map__del(&a->map, map_key(b->pid, b->key));
@@ -125,7 +141,7 @@ static void drop_bucket(struct tg_attrib *a, struct bucket *b)
 void tg_attrib__item(struct tg_attrib *a, uint32_t pid, uint64_t key, uint64_t ts_ns, void *item)
 {
 	struct bucket *b;
-	struct held *h, **ph;
+	struct held *h, *newer = NULL, *older;
 
 	if (!key) {
 		a->resolve(a->ctx, item, 0);
@@ -149,12 +165,18 @@ void tg_attrib__item(struct tg_attrib *a, uint32_t pid, uint64_t key, uint64_t t
 	}
 	h->ts_ns = ts_ns;
 	h->item = item;
-	for (ph = &b->items; *ph && (*ph)->ts_ns > ts_ns;)
-		ph = &(*ph)->next;
-	h->next = *ph;
-	*ph = h;
-	if (ts_ns > b->newest_ns)
-		b->newest_ns = ts_ns;
+	for (older = b->items; older && older->ts_ns > ts_ns; older = older->next)
+		newer = older;
+	h->prev = newer;
+	h->next = older;
+	if (newer)
+		newer->next = h;
+	else
+		b->items = h;
+	if (older)
+		older->prev = h;
+	else
+		b->oldest = h;
 	a->held++;
 }
 
@@ -162,7 +184,7 @@ size_t tg_attrib__claim(struct tg_attrib *a, uint32_t pid, uint64_t key, uint64_
 			uint64_t end_ns, void **out, size_t cap)
 {
 	struct bucket *b;
-	struct held **ph, *h;
+	struct held *h, *next;
 	size_t n = 0;
 
 	if (!key || !a->held)
@@ -170,16 +192,15 @@ size_t tg_attrib__claim(struct tg_attrib *a, uint32_t pid, uint64_t key, uint64_
 	b = find(a, pid, key, 0);
 	if (!b)
 		return 0;
-	for (ph = &b->items; (h = *ph) && h->ts_ns >= start_ns;) {
-		if (h->ts_ns <= end_ns && n < cap) {
+	for (h = b->items; h && h->ts_ns >= start_ns && n < cap; h = next) {
+		next = h->next;
+		if (h->ts_ns <= end_ns) {
 			out[n++] = h->item;
-			*ph = h->next;
-			free(h);
-			a->held--;
-		} else {
-			ph = &h->next;
+			unlink_held(a, b, h);
 		}
 	}
+	if (!b->items) /* the tick walks every bucket: keep only those holding items */
+		drop_bucket(a, b);
 	return n;
 }
 
@@ -204,18 +225,14 @@ void tg_attrib__tick(struct tg_attrib *a, uint64_t now_ns)
 	uint64_t limit = now_ns > a->horizon_ns ? now_ns - a->horizon_ns : 0;
 
 	for (b = a->all; b; b = next) {
-		struct held **ph, *h;
-
 		next = b->next_all;
-		for (ph = &b->items; *ph && (*ph)->ts_ns >= limit;)
-			ph = &(*ph)->next;
-		while ((h = *ph)) { /* the tail: all older than limit */
-			*ph = h->next;
-			a->held--;
-			a->resolve(a->ctx, h->item, 0);
-			free(h);
+		while (b->oldest && b->oldest->ts_ns < limit) {
+			void *item = b->oldest->item;
+
+			unlink_held(a, b, b->oldest);
+			a->resolve(a->ctx, item, 0);
 		}
-		if (!b->items && b->newest_ns < limit)
+		if (!b->items)
 			drop_bucket(a, b);
 	}
 }

@@ -78,12 +78,14 @@ static int insert(sqlite3 *db, void *arg, int64_t run_id, uint64_t mono_to_epoch
 
 int tg_query_store__add(struct tg_store *s, const struct tg_query *q)
 {
-	size_t n = tg_strnlen(q->statement, sizeof(q->statement) - 1);
-	struct tg_query *copy = malloc(sizeof(*copy));
+	size_t n = tg_strnlen(q->statement, TG_PG_TEXT_MAX - 1);
+	struct tg_query *copy = malloc(sizeof(*copy) + n + 1);
 
 	if (!copy)
 		return -ENOMEM;
-	memcpy(copy, q, offsetof(struct tg_query, statement) + n);
-	copy->statement[n] = '\0';
+	*copy = *q; /* the text right after it, as sqltrack keeps it */
+	memcpy(copy + 1, q->statement, n);
+	((char *)(copy + 1))[n] = '\0';
+	copy->statement = (const char *)(copy + 1);
 	return tg_store__call(s, insert, copy, free);
 }

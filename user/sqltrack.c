@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "attrib.h"
+#include "cstr.h"
 #include "sqlnorm.h"
 #include "u64map.h"
 
@@ -61,6 +62,7 @@ struct tg_sqltrack {
 	size_t nclaimed;
 	size_t opened; /* PostgreSQL connections seen: none, nothing to do per request */
 	char norm[TG_PG_TEXT_MAX];
+	char text[TG_PG_TEXT_MAX]; /* the statement being made, before its record is */
 };
 
 static void resolve(void *ctx, void *item, int64_t request_id)
@@ -238,10 +240,21 @@ static void on_stmt(void *ctx, const struct tg_pg_stmt *s)
 {
 	struct tg_sqlconn *c = ctx;
 	struct tg_sqltrack *t = c->t;
-	struct tg_query *q = malloc(sizeof(*q));
+	uint64_t fingerprint;
+	struct tg_query *q;
+	size_t len;
 
+	normalize(t, s->text, t->text, sizeof(t->text), &fingerprint);
+	if (t->cfg.keep_values)
+		snprintf(t->text, sizeof(t->text), "%s", s->text);
+	len = tg_strnlen(t->text, sizeof(t->text) - 1);
+	q = malloc(sizeof(*q) + len + 1);
 	if (!q)
 		return;
+	memcpy(q + 1, t->text, len);
+	((char *)(q + 1))[len] = '\0';
+	q->statement = (const char *)(q + 1);
+	q->fingerprint = fingerprint;
 	q->request_id = 0;
 	q->conn_id = c->conn_id;
 	q->pid = c->pid;
@@ -257,9 +270,6 @@ static void on_stmt(void *ctx, const struct tg_pg_stmt *s)
 	memcpy(q->error, s->error, sizeof(q->error));
 	memcpy(q->db_user, s->db_user, sizeof(q->db_user));
 	memcpy(q->db_name, s->db_name, sizeof(q->db_name));
-	normalize(t, s->text, q->statement, sizeof(q->statement), &q->fingerprint);
-	if (t->cfg.keep_values)
-		snprintf(q->statement, sizeof(q->statement), "%s", s->text);
 	/* a shared key attributes nothing: resolve at once (request 0) */
 	tg_attrib__item(t->a, q->pid, key_shared(t, q->pid, q->task_key) ? 0 : q->task_key,
 			q->start_ns, q);

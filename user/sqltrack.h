@@ -39,7 +39,11 @@ struct tg_query {
 	char error[TG_PG_ERROR_LEN];
 	char db_user[TG_PG_NAME_LEN];
 	char db_name[TG_PG_NAME_LEN];
-	char statement[TG_PG_TEXT_MAX]; /* normalised unless keep_values */
+	/* Normalised unless keep_values; NUL-terminated, at most TG_PG_TEXT_MAX
+	 * bytes with it. Stored right after the record (sized to the text: a
+	 * statement waits up to the horizon for its request, and a fixed 8 KiB
+	 * copy each made the held ones weigh hundreds of MB at full rate). */
+	const char *statement;
 };
 
 /* A statement is finished and attributed. q is only valid during the call. */

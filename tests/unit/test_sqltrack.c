@@ -26,6 +26,7 @@ struct sink {
 	struct tg_request reqs[8];
 	size_t nreqs;
 	struct tg_query queries[8];
+	char texts[8][TG_PG_TEXT_MAX]; /* their statements (q->statement lives with q) */
 	size_t nqueries;
 };
 
@@ -43,8 +44,12 @@ static void on_query(void *ctx, const struct tg_query *q)
 {
 	struct sink *s = ctx;
 
-	if (s->nqueries < 8)
-		s->queries[s->nqueries++] = *q;
+	if (s->nqueries < 8) {
+		snprintf(s->texts[s->nqueries], sizeof(s->texts[0]), "%s", q->statement);
+		s->queries[s->nqueries] = *q;
+		s->queries[s->nqueries].statement = s->texts[s->nqueries];
+		s->nqueries++;
+	}
 }
 
 static struct tg_pipeline *new_pipe(bool keep_values, uint16_t port)
