@@ -222,14 +222,21 @@ void tg_attrib__request_stored(struct tg_attrib *a, uint32_t pid, uint64_t key, 
 void tg_attrib__tick(struct tg_attrib *a, uint64_t now_ns)
 {
 	struct bucket *b, *next;
+	struct held *h;
 	uint64_t limit = now_ns > a->horizon_ns ? now_ns - a->horizon_ns : 0;
 
 	for (b = a->all; b; b = next) {
 		next = b->next_all;
-		while (b->oldest && b->oldest->ts_ns < limit) {
-			void *item = b->oldest->item;
+		while ((h = b->oldest) && h->ts_ns < limit) { /* pop the tail */
+			void *item = h->item;
 
-			unlink_held(a, b, b->oldest);
+			b->oldest = h->prev;
+			if (b->oldest)
+				b->oldest->next = NULL;
+			else
+				b->items = NULL;
+			free(h);
+			a->held--;
 			a->resolve(a->ctx, item, 0);
 		}
 		if (!b->items)
