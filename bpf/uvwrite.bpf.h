@@ -20,12 +20,14 @@
  * writing thread's Context, and clears it. Every other PySet_Add call costs the trap and up to
  * three reads.
  *
- * Without the per-task probes (--no-task-cpu, uvwrite_http set), the same
- * is done for the app's server (HTTP) connections: their responses are
- * queued too, and with the task probes off nothing else ties a response to
- * the task that made it (docs/attribution.md: "From the connection" needs
- * the Context events), so the response's write carries the task's Context
- * and the request's statements meet it there.
+ * The same is done for the app's server (HTTP) connections: their
+ * responses are queued too, so the response's write carries the Context of
+ * the task that wrote it, as on the stdlib loop. A request is then found
+ * from its response (docs/attribution.md), not guessed from the reads around
+ * its task's creation, which swapped the CPU of two requests read in the
+ * same loop iteration about once in 150-200 (tests/e2e/test_usage.py); and
+ * with the task probes off (--no-task-cpu) it is what ties a request to its
+ * statements.
  *
  * Recognising a stream: UVHandle's first field after the Cython vtable
  * pointer is `uv_handle_t *_handle` (uv_handle_off), uvloop sets
@@ -37,9 +39,8 @@
 #ifndef TG_UVWRITE_BPF_H
 #define TG_UVWRITE_BPF_H
 
-const volatile __u32 uv_handle_off = 24;  /* offsetof(UVHandle object, _handle), x86-64 */
-const volatile __u32 uv_fd_off = 184;	  /* offsetof(uv_stream_t, io_watcher.fd), x86-64 */
-const volatile bool uvwrite_http = false; /* server connections too (no task probes) */
+const volatile __u32 uv_handle_off = 24; /* offsetof(UVHandle object, _handle), x86-64 */
+const volatile __u32 uv_fd_off = 184;	 /* offsetof(uv_stream_t, io_watcher.fd), x86-64 */
 
 SEC("uprobe")
 int BPF_KPROBE(tg_set_add, void *set, void *key)
@@ -60,8 +61,6 @@ int BPF_KPROBE(tg_set_add, void *set, void *key)
 	val = bpf_map_lookup_elem(&conns, &ck);
 	if (!val || val->tls)
 		return 0; /* TLS: the task's key rides on its SSL_write (tls.bpf.h) */
-	if (val->role != TG_ROLE_CLIENT && !(uvwrite_http && val->role == TG_ROLE_SERVER))
-		return 0;
 	writer = py_task_key(bpf_task_storage_get(&tstates, bpf_get_current_task_btf(), 0, 0),
 			     ck.tgid, (__u32)pid_tgid);
 	if (writer)

@@ -563,7 +563,6 @@ static int set_tunables(struct tg_tracer *t, const struct tg_tracer_cfg *cfg, ch
 	if (!t->npg_ports)
 		t->pg_ports[t->npg_ports++] = TG_TRACER_DEFAULT_PG_PORT;
 	t->skel->rodata->follow_children = cfg ? cfg->follow_children != 0 : true;
-	t->skel->rodata->uvwrite_http = cfg && cfg->no_task_probes;
 	if (!cfg || !cfg->sample_hz)
 		bpf_program__set_autoload(t->skel->progs.tg_sample, false);
 	if (ncpus <= 0) {
