@@ -131,7 +131,7 @@ def wait_ready(port, timeout=20):
         except OSError:
             pass
         time.sleep(0.1)
-    sys.exit(f"overhead.py: the app does not answer on port {port}")
+    sys.exit(f"the app does not answer on port {port}")
 
 
 def to_ms(value, unit):
@@ -153,14 +153,22 @@ def wrk(args, port, seconds, path):
     return int(m_req.group(1)), float(m_rps.group(1)), to_ms(m_p99.group(1), m_p99.group(2))
 
 
+def trace_args(args):
+    """The options of `timeglass trace` this invocation asks for."""
+    extra = []
+    if args.sample_hz is not None:
+        extra += ["--sample-hz", str(args.sample_hz)]
+    if args.pg_port:
+        extra += ["--pg-port", str(args.pg_port)]
+    return extra + args.trace_arg
+
+
 class Tracer:
-    def __init__(self, args, pid, db):
-        cmd = [args.timeglass, "trace", "--pid", str(pid), "--db", db]
-        if args.sample_hz is not None:
-            cmd += ["--sample-hz", str(args.sample_hz)]
-        if args.pg_port:
-            cmd += ["--pg-port", str(args.pg_port)]
-        cmd += args.trace_arg
+    """`BINARY trace --pid PID --db DB EXTRA...`, started and waited for
+    until it says it attached (also used by prog_cost.py)."""
+
+    def __init__(self, binary, pid, db, extra):
+        cmd = [binary, "trace", "--pid", str(pid), "--db", db] + list(extra)
         self.proc = subprocess.Popen(cmd,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         self.lines = []
@@ -168,7 +176,7 @@ class Tracer:
         threading.Thread(target=self._drain, daemon=True).start()
         if not self.attached.wait(60):
             self.stop()
-            sys.exit("overhead.py: the tracer did not attach:\n" + "".join(self.lines[-20:]))
+            sys.exit("the tracer did not attach:\n" + "".join(self.lines[-20:]))
 
     def _drain(self):
         for line in self.proc.stderr:
@@ -191,7 +199,7 @@ def one_run(args, app_pid, port, traced, tmpdir, n, path):
     tracer = None
     db = os.path.join(tmpdir, f"run{n}.db")
     if traced:
-        tracer = Tracer(args, app_pid, db)
+        tracer = Tracer(args.timeglass, app_pid, db, trace_args(args))
         time.sleep(0.5)  # let the initial /proc scan and /openapi.json fetch settle
     a0 = cpu_seconds(app_pid)
     t0 = cpu_seconds(tracer.proc.pid) if tracer else 0.0
@@ -209,7 +217,7 @@ def loss_check(args, app_pid, port, tmpdir):
     db = os.path.join(tmpdir, "loss.db")
     path = args.path[0]
     print(f"\nLoss check: one traced {args.loss_seconds} s run at full speed on {path}")
-    tracer = Tracer(args, app_pid, db)
+    tracer = Tracer(args.timeglass, app_pid, db, trace_args(args))
     requests, rps, _ = wrk(args, port, args.loss_seconds, path)
     rc = tracer.stop()
     con = sqlite3.connect(db)

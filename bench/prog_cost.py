@@ -25,36 +25,15 @@ import argparse
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
-import threading
 import time
+
+from overhead import Tracer, free_port, wait_ready  # same directory
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 PY = "/usr/bin/python3"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_ready(port, timeout=20):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-                s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                if s.recv(100).startswith(b"HTTP/1.1 200"):
-                    return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    sys.exit(f"prog_cost.py: the app does not answer on port {port}")
 
 
 def prog_ids(pid):
@@ -87,34 +66,6 @@ def progs_of(pid):
     return res
 
 
-class Tracer:
-    def __init__(self, binary, pid, db, extra):
-        cmd = [binary, "trace", "--pid", str(pid), "--db", db, "--no-serve"] + extra
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                     text=True)
-        self.lines = []
-        self.attached = threading.Event()
-        threading.Thread(target=self._drain, daemon=True).start()
-        if not self.attached.wait(60):
-            self.stop()
-            sys.exit("prog_cost.py: the tracer did not attach:\n" + "".join(self.lines[-20:]))
-
-    def _drain(self):
-        for line in self.proc.stderr:
-            self.lines.append(line)
-            if "timeglass: attached" in line:
-                self.attached.set()
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--timeglass", action="append", help="tracer binary (repeatable)")
@@ -145,7 +96,8 @@ def main():
             for r in range(args.rounds):
                 order = binaries if r % 2 == 0 else binaries[::-1]
                 for b in order:
-                    tr = Tracer(b, app.pid, os.path.join(tmp, f"r{r}.db"), args.trace_arg)
+                    tr = Tracer(b, app.pid, os.path.join(tmp, f"r{r}.db"),
+                                ["--no-serve"] + args.trace_arg)
                     time.sleep(0.5)
                     before = progs_of(tr.proc.pid)
                     for path in paths:
