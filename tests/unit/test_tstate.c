@@ -90,6 +90,25 @@ static void put_state(struct tg_tracer *tr, int pfd, const struct tstate *s)
 			 0);
 }
 
+/* Wait (up to 2 s) until the forked child pid runs /bin/sleep: its exec is done. */
+static void wait_exec_sleep(pid_t pid)
+{
+	char path[64], comm[32] = "";
+
+	snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
+	for (int i = 0; i < 200 && strcmp(comm, "sleep\n"); i++) {
+		FILE *f;
+
+		usleep(10000);
+		f = fopen(path, "r");
+		assert_non_null(f);
+		if (!fgets(comm, sizeof(comm), f))
+			comm[0] = 0;
+		fclose(f);
+	}
+	assert_string_equal(comm, "sleep\n");
+}
+
 static __u64 heap_now(struct tg_tracer *tr, int self)
 {
 	struct tstate s;
@@ -149,7 +168,6 @@ static void test_exec_forgets_the_old_image(void **state)
 	__u64 low_brk = 4096, v;
 	__u32 key;
 	struct tstate s;
-	char comm[32] = "";
 	pid_t pid;
 
 	(void)state;
@@ -188,19 +206,7 @@ static void test_exec_forgets_the_old_image(void **state)
 	key = (__u32)pid;
 	assert_int_equal(bpf_map_update_elem(brk_fd, &key, &low_brk, BPF_ANY), 0);
 	assert_int_equal(write(go[1], "x", 1), 1);
-	for (int i = 0; i < 200 && strcmp(comm, "sleep\n"); i++) {
-		char path[64];
-		FILE *f;
-
-		usleep(10000);
-		snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
-		f = fopen(path, "r");
-		assert_non_null(f);
-		if (!fgets(comm, sizeof(comm), f))
-			comm[0] = 0;
-		fclose(f);
-	}
-	assert_string_equal(comm, "sleep\n");
+	wait_exec_sleep(pid);
 	usleep(100000); /* the loader's brk calls */
 	tg_tracer__poll(tr, 0);
 	get_state(tr, cfd, &s);
@@ -267,7 +273,7 @@ static void test_exec_closes_cloexec_sockets(void **state)
 		int32_t fd;
 	} key;
 	uint8_t val[64];
-	char err[512], comm[32] = "";
+	char err[512];
 	pid_t pid;
 
 	(void)state;
@@ -310,19 +316,7 @@ static void test_exec_closes_cloexec_sockets(void **state)
 		assert_int_equal(bpf_map_lookup_elem(conns_fd, &key, val), 0);
 	}
 	assert_int_equal(write(go[1], "x", 1), 1);
-	for (int i = 0; i < 200 && strcmp(comm, "sleep\n"); i++) {
-		char path[64];
-		FILE *f;
-
-		usleep(10000);
-		snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
-		f = fopen(path, "r");
-		assert_non_null(f);
-		if (!fgets(comm, sizeof(comm), f))
-			comm[0] = 0;
-		fclose(f);
-	}
-	assert_string_equal(comm, "sleep\n");
+	wait_exec_sleep(pid);
 	for (int i = 0; i < 20 && !seen.n; i++)
 		tg_tracer__poll(tr, 50);
 	key.fd = fds[0];
