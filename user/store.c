@@ -704,8 +704,9 @@ static int step_done(sqlite3_stmt *st)
 	return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
-#define USAGE_PARAMS 13 /* cpu_ns .. timeline, lock_ns, net_ns */
-#define USAGE_COL 18	/* the first of them in REQUEST_COLS (0-based) */
+#define USAGE_PARAMS 13	  /* cpu_ns .. timeline, lock_ns, net_ns */
+#define USAGE_COL 18	  /* the first of them in REQUEST_COLS (0-based) */
+#define USAGE_TIMELINE 10 /* the one that is a blob */
 
 static void bind_usage(struct tg_store *s, sqlite3_stmt *st, int first, const struct tg_usage *u);
 
@@ -769,7 +770,7 @@ static void usage_column(struct tg_store *s, const struct tg_request *r, int k,
 		sqlite3_result_null(out);
 		return;
 	}
-	if (k != 10) {
+	if (k != USAGE_TIMELINE) {
 		sqlite3_result_int64(out, usage_value(u, k));
 		return;
 	}
@@ -899,23 +900,17 @@ static void bind_usage(struct tg_store *s, sqlite3_stmt *st, int first, const st
 			sqlite3_bind_null(st, i);
 		return;
 	}
-	sqlite3_bind_int64(st, first, (int64_t)u->cpu_ns);
-	sqlite3_bind_int64(st, first + 1, (int64_t)u->cpu_pool_ns);
-	sqlite3_bind_int64(st, first + 2, (int64_t)u->runq_ns);
-	sqlite3_bind_int64(st, first + 3, (int64_t)u->pool_wait_ns);
-	sqlite3_bind_int64(st, first + 4, (int64_t)u->minflt);
-	sqlite3_bind_int64(st, first + 5, (int64_t)u->majflt);
-	sqlite3_bind_int64(st, first + 6, (int64_t)u->heap_bytes);
-	sqlite3_bind_int64(st, first + 7, u->gc_count);
-	sqlite3_bind_int64(st, first + 8, (int64_t)u->gc_ns);
-	sqlite3_bind_int64(st, first + 9, u->flags);
-	n = tg_timeline__pack(u, s->timeline, sizeof(s->timeline));
-	if (n)
-		sqlite3_bind_blob(st, first + 10, s->timeline, (int)n, SQLITE_STATIC);
-	else
-		sqlite3_bind_null(st, first + 10);
-	sqlite3_bind_int64(st, first + 11, (int64_t)u->lock_ns);
-	sqlite3_bind_int64(st, first + 12, (int64_t)u->net_ns);
+	for (i = 0; i < USAGE_PARAMS; i++) {
+		if (i != USAGE_TIMELINE) {
+			sqlite3_bind_int64(st, first + i, usage_value(u, i));
+			continue;
+		}
+		n = tg_timeline__pack(u, s->timeline, sizeof(s->timeline));
+		if (n)
+			sqlite3_bind_blob(st, first + i, s->timeline, (int)n, SQLITE_STATIC);
+		else
+			sqlite3_bind_null(st, first + i);
+	}
 }
 
 static int write_target(struct tg_store *s, const struct job *j)
