@@ -481,8 +481,8 @@ static __always_inline int on_data(int fd, long ret, __u8 sys, __u8 dir, const v
 			bpf_probe_read_kernel(ev->data + head, tail, sc->tail);
 		}
 	}
-	if (len > head + tail && !val->tls)
-		flags |= TG_DATA_HEAD_TRUNC;
+	if (len > head + tail && !(flags & (TG_DATA_TIMING | TG_DATA_CIPHER)))
+		flags |= TG_DATA_HEAD_TRUNC; /* payload wanted, some of it not captured */
 	/* TLS from now on: a PostgreSQL server's 'S' to the SSLRequest (the
 	 * connection's second event), or, on a connection open before the
 	 * tracer, a first event that is a TLS record (content type 20-23,
