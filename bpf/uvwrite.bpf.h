@@ -24,8 +24,9 @@
  * responses are queued too, so the response's write carries the Context of
  * the task that wrote it, as on the stdlib loop. A request is then found
  * from its response (docs/attribution.md), not guessed from the reads around
- * its task's creation, which swapped the CPU of two requests read in the
- * same loop iteration about once in 150-200 (tests/e2e/test_usage.py); and
+ * its task's creation, which sometimes swapped the CPU of two requests read
+ * in the same loop iteration (tests/e2e/test_usage.py, docs/attribution.md);
+ * and
  * with the task probes off (--no-task-cpu) it is what ties a request to its
  * statements.
  *

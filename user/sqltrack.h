@@ -42,7 +42,7 @@ struct tg_query {
 	/* Normalised unless keep_values; NUL-terminated, at most TG_PG_TEXT_MAX
 	 * bytes with it. Stored right after the record (sized to the text: a
 	 * statement waits up to the horizon for its request, and a fixed 8 KiB
-	 * copy each made the held ones weigh hundreds of MB at full rate). */
+	 * copy each would make the held ones weigh ~780 MB at 3,000 a second). */
 	const char *statement;
 };
 
