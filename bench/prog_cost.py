@@ -10,8 +10,12 @@ alternation), starts `timeglass trace --pid APP`, runs wrk on every --path
 for --seconds each and reads `bpftool prog show --json` before and after:
 run_time_ns / run_cnt deltas of the programs the tracer holds (found by the
 pid that owns them), i.e. the average ns per run of each program during the
-load. Prints, per binary and program, the median over rounds of that average
-and the median run count per round.
+load. Prints, per binary and program, the median over rounds of that average,
+the runs per request (median runs per round / median requests wrk completed
+per round) and their product, the program's BPF time per request; the sum of
+those is the last line. The trap of each uprobe hit (about 1 us here) is not
+in run_time_ns and comes on top. --db-endpoint gives the app a throw-away
+PostgreSQL (as bench/overhead.py does) and loads its /db/items/1.
 
 kernel.bpf_stats_enabled is turned on for the measurement and set back to
 its previous value at the end. The machine is shared and noisy: quote medians,
@@ -24,13 +28,14 @@ compare binaries within one invocation only.
 import argparse
 import json
 import os
+import re
 import signal
 import statistics
 import subprocess
 import tempfile
 import time
 
-from overhead import Tracer, free_port, wait_ready  # same directory
+from overhead import DB_PATH, PgCluster, Tracer, free_port, wait_ready  # same directory
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 PY = "/usr/bin/python3"
@@ -75,17 +80,26 @@ def main():
     ap.add_argument("--loop", default="uvloop", choices=["uvloop", "asyncio"])
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--trace-arg", action="append", default=[])
+    ap.add_argument("--db-endpoint", action="store_true",
+                    help=f"a throw-away PostgreSQL for the app (asyncpg pool) and {DB_PATH} "
+                         "among the paths (alone when no --path is given)")
     args = ap.parse_args()
     binaries = args.timeglass or [os.path.join(REPO, "build", "timeglass")]
-    paths = args.path or ["/hello", "/sync-cpu?n=2000"]
+    paths = args.path or ([] if args.db_endpoint else ["/hello", "/sync-cpu?n=2000"])
+    if args.db_endpoint and DB_PATH not in paths:
+        paths.append(DB_PATH)
+    pg = PgCluster() if args.db_endpoint else None
+    env = dict(os.environ, DATABASE_URL=pg.url) if pg else None
+    trace_extra = ["--no-serve"] + (["--pg-port", str(pg.port)] if pg else []) + args.trace_arg
     with open("/proc/sys/kernel/bpf_stats_enabled") as f:
         stats_before = f.read().strip()
     port = free_port()
     app = subprocess.Popen([PY, "-m", "uvicorn", "app:app", "--app-dir",
                             os.path.join(REPO, "examples"), "--host", "127.0.0.1", "--port",
                             str(port), "--loop", args.loop, "--log-level", "warning",
-                            "--no-access-log"], stdout=subprocess.DEVNULL)
+                            "--no-access-log"], stdout=subprocess.DEVNULL, env=env)
     per = {b: {} for b in binaries}  # binary -> prog -> [(ns per run, runs)]
+    requests = {b: [] for b in binaries}  # binary -> [requests per round]
     try:
         wait_ready(port)
         with open("/proc/sys/kernel/bpf_stats_enabled", "w") as f:
@@ -96,14 +110,18 @@ def main():
             for r in range(args.rounds):
                 order = binaries if r % 2 == 0 else binaries[::-1]
                 for b in order:
-                    tr = Tracer(b, app.pid, os.path.join(tmp, f"r{r}.db"),
-                                ["--no-serve"] + args.trace_arg)
+                    tr = Tracer(b, app.pid, os.path.join(tmp, f"r{r}.db"), trace_extra)
                     time.sleep(0.5)
                     before = progs_of(tr.proc.pid)
+                    done = 0
                     for path in paths:
-                        subprocess.run(["wrk", "-t1", f"-c{args.connections}",
-                                        f"-d{args.seconds}s", f"http://127.0.0.1:{port}{path}"],
-                                       check=True, capture_output=True)
+                        out = subprocess.run(["wrk", "-t1", f"-c{args.connections}",
+                                              f"-d{args.seconds}s",
+                                              f"http://127.0.0.1:{port}{path}"],
+                                             check=True, capture_output=True, text=True).stdout
+                        m = re.search(r"(\d+) requests in", out)
+                        done += int(m.group(1)) if m else 0
+                    requests[b].append(done)
                     after = progs_of(tr.proc.pid)
                     tr.stop()
                     for name, (t1, c1) in after.items():
@@ -120,17 +138,29 @@ def main():
         except subprocess.TimeoutExpired:
             app.kill()
             app.wait()
+        if pg:
+            pg.stop()
     names = sorted({n for b in binaries for n in per[b]})
     print(f"{'program':24}" + "".join(f"{os.path.basename(os.path.dirname(b)) + '/' + os.path.basename(b):>34}"
                                      for b in binaries))
-    print(f"{'':24}" + "".join(f"{'median ns/run   runs/round':>34}" for _ in binaries))
+    print(f"{'':24}" + "".join(f"{'ns/run  runs/request  ns/request':>34}" for _ in binaries))
+    total = {b: 0.0 for b in binaries}
     for n in names:
         row = f"{n:24}"
         for b in binaries:
             v = per[b].get(n)
-            row += (f"{statistics.median(x for x, _ in v):>16.0f} {statistics.median(c for _, c in v):>16.0f} "
-                    if v else f"{'-':>34}")
+            if not v:
+                row += f"{'-':>34}"
+                continue
+            ns = statistics.median(x for x, _ in v)
+            reqs = statistics.median(requests[b]) or 1
+            runs = statistics.median(c for _, c in v) / reqs
+            total[b] += ns * runs
+            row += f"{ns:>12.0f} {runs:>10.2f} {ns * runs:>10.0f} "
         print(row)
+    print(f"{'all, per request':24}" + "".join(f"{total[b]:>33.0f} " for b in binaries))
+    print("requests per round (median): "
+          + ", ".join(f"{statistics.median(requests[b]):.0f}" for b in binaries))
 
 
 if __name__ == "__main__":

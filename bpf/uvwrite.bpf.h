@@ -12,13 +12,17 @@
  * The same holds for every client connection (a call to another service,
  * whose wait the request is charged with): the probe serves them all.
  *
- * Hook: uprobe on PySet_Add (tg_set_add), attached per CPython process by
- * user/tracer.c. For a key that is a uvloop stream whose fd is a followed
- * client connection (PostgreSQL or another service), it stores the thread's current Context (read
- * from the thread state, as for data events) in the connection's conns entry (writer_ctx). The next
- * write on that connection (io.bpf.c, on_data) takes writer_ctx as its task key instead of the
- * writing thread's Context, and clears it. Every other PySet_Add call costs the trap and up to
- * three reads.
+ * Hook: uprobes on the instructions of uvloop's module that call PySet_Add
+ * through its PLT (tg_set_add; user/pltcalls.c finds them, and of them the
+ * call in Loop._queue_write when it can be told), attached per CPython
+ * process by user/tracer.c; at a call the arguments are in their registers
+ * as at the function's entry. Fallback when the calls are not found: a
+ * uprobe on PySet_Add itself, which every set display of the process hits. For a key that is a
+ * uvloop stream whose fd is a followed client connection (PostgreSQL or another service), it stores
+ * the thread's current Context (read from the thread state, as for data events) in the connection's
+ * conns entry (writer_ctx). The next write on that connection (io.bpf.c, on_data) takes writer_ctx
+ * as its task key instead of the writing thread's Context, and clears it. Every other key (a
+ * TimerHandle when all of uvloop's calls are probed) costs the trap and up to three reads.
  *
  * The same is done for the app's server (HTTP) connections: their
  * responses are queued too, so the response's write carries the Context of

@@ -46,6 +46,7 @@
 
 #include "log.h"
 #include "procscan.h"
+#include "pltcalls.h"
 #include "pyctx.h"
 #include "pyruntime.h"
 #include "timeglass/events.h"
@@ -92,13 +93,18 @@ struct tg_tracer {
 };
 
 /* The per-task accounting probes of one process (bpf/task.bpf.h). */
+#define SET_ADD_SITES 32
+
 struct task_probes {
 	pid_t pid;
 	int bits; /* TG_TASK_PROBES_* */
 	struct bpf_link *enter, *copy, *gc_start, *gc_done;
-	struct bpf_link *set_add; /* uvloop's queued writes (bpf/uvwrite.bpf.h) */
-	bool set_add_tried;	  /* attached, or found not needed, once */
-	char file[600];		  /* the runtime's ELF file, as /proc/PID/root/... */
+	/* uvloop's queued writes (bpf/uvwrite.bpf.h): one link per call of
+	 * PySet_Add in uvloop's module, or one on PySet_Add itself */
+	struct bpf_link *set_add[SET_ADD_SITES];
+	size_t nset_add;
+	bool set_add_tried; /* attached, or found not needed, once */
+	char file[600];	    /* the runtime's ELF file, as /proc/PID/root/... */
 };
 
 static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
@@ -273,7 +279,8 @@ static void task_probes_detach(struct tg_tracer *t, pid_t pid)
 		bpf_link__destroy(p->copy);
 		bpf_link__destroy(p->gc_start);
 		bpf_link__destroy(p->gc_done);
-		bpf_link__destroy(p->set_add);
+		for (size_t j = 0; j < p->nset_add; j++)
+			bpf_link__destroy(p->set_add[j]);
 		*p = t->probes[--t->nprobes];
 		return;
 	}
@@ -380,30 +387,86 @@ static bool is_pg_port(const struct tg_tracer *t, uint16_t port)
 	return false;
 }
 
+/* Probe the calls of PySet_Add in pid's uvloop module (its path in the
+ * target's maps, mapped): only uvloop's set.add() calls trap, not every
+ * PySet_Add of the interpreter (set displays and comprehensions in the app's
+ * code: a trap per element). Returns the
+ * number of links made, 0 when the calls are not found or a probe fails
+ * (none kept then). */
+static size_t uvwrite_attach_calls(struct tg_tracer *t, struct task_probes *p, const char *mapped)
+{
+	uint64_t off[SET_ADD_SITES];
+	char file[600];
+	size_t n = 0;
+	int ret;
+
+	snprintf(file, sizeof(file), "/proc/%d/root%s", (int)p->pid, mapped);
+	ret = tg_pltcalls__find(file, "PySet_Add", off, SET_ADD_SITES, &n);
+	if (ret) {
+		tg_debug("pid %d: calls of PySet_Add in %s: %s", (int)p->pid, mapped,
+			 strerror(-ret));
+		return 0;
+	}
+	/* Only the write path's call when it can be told (Loop._queue_write's
+	 * name on its error path): TimerHandle's _timers.add() runs for every
+	 * call_later (a sleep, a timeout, uvicorn's keep-alive timer), a trap
+	 * each. Otherwise every call: the other keys fail the stream check. */
+	if (tg_pltcalls__keep_near(file, "uvloop.loop.Loop._queue_write", 1024, off, &n))
+		tg_debug("pid %d: Loop._queue_write not told apart in %s: all %zu calls",
+			 (int)p->pid, mapped, n);
+	for (size_t i = 0; i < n; i++) {
+		struct bpf_link *l = bpf_program__attach_uprobe(t->skel->progs.tg_set_add, false,
+								p->pid, file, off[i]);
+
+		if (libbpf_get_error(l)) {
+			tg_debug("pid %d: probe at %s+0x%llx: %s", (int)p->pid, mapped,
+				 (unsigned long long)off[i], strerror((int)-libbpf_get_error(l)));
+			for (size_t j = 0; j < p->nset_add; j++)
+				bpf_link__destroy(p->set_add[j]);
+			p->nset_add = 0;
+			return 0;
+		}
+		p->set_add[p->nset_add++] = l;
+	}
+	return n;
+}
+
 /* pid opened (or had) a client connection (PostgreSQL, or another service
  * whose waits its requests are charged with): on uvloop, attach the probe
  * that gives its queued writes their task (bpf/uvwrite.bpf.h). Done here,
  * not with the other task probes, because it fires on every write of a
- * uvloop process (about 3 traps per HTTP request): processes that never
+ * uvloop process (about 2 traps per HTTP request): processes that never
  * call out do not pay for it. Once per process. */
 static void uvwrite_attach(struct tg_tracer *t, pid_t pid)
 {
 	struct bpf_uprobe_opts uo = {.sz = sizeof(uo), .func_name = "PySet_Add"};
+	char mapped[512];
 
 	for (size_t i = 0; i < t->nprobes; i++) {
 		struct task_probes *p = &t->probes[i];
+		struct bpf_link *l;
 
 		if (p->pid != pid || p->set_add_tried || !p->file[0])
 			continue;
 		p->set_add_tried = true;
-		if (tg_pyruntime__mapped_file(pid, "/uvloop/loop.", NULL, 0))
+		if (tg_pyruntime__mapped_file(pid, "/uvloop/loop.", mapped, sizeof(mapped)))
 			return; /* not running uvloop */
-		p->set_add = attach_or_warn(bpf_program__attach_uprobe_opts(
-						t->skel->progs.tg_set_add, pid, p->file, 0, &uo),
-					    pid, "uvloop write");
-		if (p->set_add) {
+		if (uvwrite_attach_calls(t, p, mapped)) {
 			p->bits |= TG_TASK_PROBES_UVWRITE;
-			tg_debug("pid %d: uvloop: PostgreSQL writes keep their task", (int)pid);
+			tg_debug("pid %d: uvloop: queued writes keep their task (%zu calls of "
+				 "PySet_Add probed)",
+				 (int)pid, p->nset_add);
+			return;
+		}
+		/* Fallback: the function itself (every caller traps). */
+		l = attach_or_warn(bpf_program__attach_uprobe_opts(t->skel->progs.tg_set_add, pid,
+								   p->file, 0, &uo),
+				   pid, "uvloop write");
+		if (l) {
+			p->set_add[p->nset_add++] = l;
+			p->bits |= TG_TASK_PROBES_UVWRITE;
+			tg_debug("pid %d: uvloop: queued writes keep their task (PySet_Add)",
+				 (int)pid);
 		}
 		return;
 	}
