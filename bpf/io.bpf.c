@@ -228,6 +228,10 @@ static __always_inline void fill_hdr(struct tg_ev_hdr *h, __u16 type, __u16 size
 	fill_hdr_s(h, type, size, pid_tgid, cur_tstate());
 }
 
+/* The current thread's user registers as a BTF pointer: its fields are
+ * plain loads (a syscall's arguments), no bpf_probe_read_kernel call each.
+ * Every process's syscalls run the exit programs, so reading only what the
+ * filter needs first matters (docs/performance.md). */
 static __always_inline struct pt_regs *cur_regs(void)
 {
 	return (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
@@ -414,6 +418,15 @@ static __always_inline __u64 py_task_key(struct tstate *s, __u32 tgid, __u32 tid
 /* Build and send a data event for the ret bytes transferred on fd. Payload:
  * buf (a plain buffer), or iov/iovcnt (an iovec array) when iov is set, or
  * none when both are NULL. */
+/* Is fd of the current process a followed connection? For the exit
+ * programs that read user memory before on_data's own lookup. */
+static __always_inline bool followed(int fd)
+{
+	struct conn_key key = {.tgid = bpf_get_current_pid_tgid() >> 32, .fd = fd};
+
+	return bpf_map_lookup_elem(&conns, &key) != NULL;
+}
+
 static __always_inline int on_data(int fd, long ret, __u8 sys, __u8 dir, const void *buf,
 				   const struct iovec *iov, __u64 iovcnt)
 {
@@ -538,8 +551,7 @@ static __always_inline int on_buf(struct trace_event_raw_sys_exit *ctx, __u8 sys
 	if (ctx->ret <= 0)
 		return 0;
 	regs = cur_regs();
-	return on_data(BPF_CORE_READ(regs, di), ctx->ret, sys, dir,
-		       (const void *)BPF_CORE_READ(regs, si), NULL, 0);
+	return on_data((int)regs->di, ctx->ret, sys, dir, (const void *)regs->si, NULL, 0);
 }
 
 static __always_inline int on_iov(struct trace_event_raw_sys_exit *ctx, __u8 sys, __u8 dir)
@@ -549,8 +561,8 @@ static __always_inline int on_iov(struct trace_event_raw_sys_exit *ctx, __u8 sys
 	if (ctx->ret <= 0)
 		return 0;
 	regs = cur_regs();
-	return on_data(BPF_CORE_READ(regs, di), ctx->ret, sys, dir, NULL,
-		       (const struct iovec *)BPF_CORE_READ(regs, si), BPF_CORE_READ(regs, dx));
+	return on_data((int)regs->di, ctx->ret, sys, dir, NULL, (const struct iovec *)regs->si,
+		       regs->dx);
 }
 
 static __always_inline int on_msg(struct trace_event_raw_sys_exit *ctx, __u8 sys, __u8 dir)
@@ -561,10 +573,10 @@ static __always_inline int on_msg(struct trace_event_raw_sys_exit *ctx, __u8 sys
 	if (ctx->ret <= 0)
 		return 0;
 	regs = cur_regs();
-	if (bpf_probe_read_user(&msg, sizeof(msg), (const void *)BPF_CORE_READ(regs, si)))
+	if (!followed((int)regs->di) ||
+	    bpf_probe_read_user(&msg, sizeof(msg), (const void *)regs->si))
 		return 0;
-	return on_data(BPF_CORE_READ(regs, di), ctx->ret, sys, dir, NULL, msg.msg_iov,
-		       msg.msg_iovlen);
+	return on_data((int)regs->di, ctx->ret, sys, dir, NULL, msg.msg_iov, msg.msg_iovlen);
 }
 
 SEC("tp/syscalls/sys_exit_read")
@@ -620,8 +632,7 @@ int tg_exit_sendfile(struct trace_event_raw_sys_exit *ctx)
 {
 	if (ctx->ret <= 0)
 		return 0;
-	return on_data(BPF_CORE_READ(cur_regs(), di), ctx->ret, TG_SYS_SENDFILE, TG_DIR_OUT, NULL,
-		       NULL, 0);
+	return on_data((int)cur_regs()->di, ctx->ret, TG_SYS_SENDFILE, TG_DIR_OUT, NULL, NULL, 0);
 }
 
 #include "task.bpf.h"

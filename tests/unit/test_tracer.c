@@ -16,6 +16,7 @@
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -313,6 +314,77 @@ static void check_accept_read_writev_close(int family)
 	seen_free(&s);
 }
 
+/* The other syscalls of the socket's I/O on a server connection: recvfrom,
+ * sendto, recvmsg, sendmsg (the filter looks the fd up before reading the
+ * msghdr) and sendfile, each an event with its payload's head. */
+static void test_msg_syscalls(void **state)
+{
+	struct seen s = {0};
+	struct tg_tracer *tr = open_tracer(&s, 64);
+	char buf[200], file_path[] = "/tmp/tg-test-sendfile-XXXXXX";
+	struct iovec iov[2] = {{"HTTP/1.1 ", 9}, {"204 No Content\r\n\r\n", 19}};
+	struct msghdr mh = {.msg_iov = iov, .msg_iovlen = 2};
+	struct iovec riov = {buf, sizeof(buf)};
+	struct msghdr rmh = {.msg_iov = &riov, .msg_iovlen = 1};
+	const struct tg_ev_data *d;
+	int file_fd;
+	struct tcp t;
+
+	(void)state;
+	file_fd = mkstemp(file_path);
+	assert_true(file_fd >= 0);
+	assert_int_equal(write(file_fd, "file body!", 10), 10);
+	assert_int_equal(tg_tracer__add_pid(tr, getpid()), 0);
+	tcp_open(&t, AF_INET);
+	assert_int_equal(send(t.cfd, "GET /a HTTP/1.1\r\n\r\n", 20, 0), 20);
+	assert_int_equal(recvfrom(t.sfd, buf, sizeof(buf), 0, NULL, NULL), 20);
+	assert_int_equal(sendmsg(t.sfd, &mh, 0), 28);
+	assert_int_equal(recv(t.cfd, buf, sizeof(buf), 0), 28);
+	assert_int_equal(send(t.cfd, "GET /b HTTP/1.1\r\n\r\n", 20, 0), 20);
+	assert_int_equal(recvmsg(t.sfd, &rmh, 0), 20);
+	assert_int_equal(sendto(t.sfd, "HTTP/1.1 200 OK\r\n", 17, 0, NULL, 0), 17);
+	assert_int_equal(sendfile(t.sfd, file_fd, &(off_t){0}, 10), 10);
+	assert_int_equal(recv(t.cfd, buf, 27, MSG_WAITALL), 27);
+	assert_int_equal(close(t.sfd), 0);
+	poll_until(tr, &s, TG_EV_CLOSE, t.sfd);
+
+	d = find_data(&s, t.sfd, 0);
+	assert_non_null(d);
+	assert_int_equal(d->sys, TG_SYS_RECVFROM);
+	assert_int_equal(d->dir, TG_DIR_IN);
+	assert_int_equal(d->head_len, 20);
+	assert_memory_equal(d->data, "GET /a HTTP/1.1\r\n\r\n", 20);
+	d = find_data(&s, t.sfd, 1);
+	assert_non_null(d);
+	assert_int_equal(d->sys, TG_SYS_SENDMSG);
+	assert_int_equal(d->dir, TG_DIR_OUT);
+	assert_int_equal(d->len, 28);
+	assert_int_equal(d->head_len, 28);
+	assert_memory_equal(d->data, "HTTP/1.1 204 No Content\r\n\r\n", 28);
+	d = find_data(&s, t.sfd, 2);
+	assert_non_null(d);
+	assert_int_equal(d->sys, TG_SYS_RECVMSG);
+	assert_int_equal(d->head_len, 20);
+	assert_memory_equal(d->data, "GET /b HTTP/1.1\r\n\r\n", 20);
+	d = find_data(&s, t.sfd, 3);
+	assert_non_null(d);
+	assert_int_equal(d->sys, TG_SYS_SENDTO);
+	assert_int_equal(d->head_len, 17);
+	d = find_data(&s, t.sfd, 4);
+	assert_non_null(d);
+	assert_int_equal(d->sys, TG_SYS_SENDFILE);
+	assert_int_equal(d->dir, TG_DIR_OUT);
+	assert_int_equal(d->len, 10);
+	assert_int_equal(d->head_len, 0); /* a file's bytes are not captured */
+	assert_null(find_data(&s, t.sfd, 5));
+	t.sfd = -1;
+	tcp_close(&t);
+	close(file_fd);
+	unlink(file_path);
+	tg_tracer__close(tr);
+	seen_free(&s);
+}
+
 static void test_accept_read_writev_close_ipv4(void **state)
 {
 	(void)state;
@@ -379,6 +451,7 @@ int main(void)
 	    cmocka_unit_test_setup(test_existing_connection_is_announced_and_followed, need_root),
 	    cmocka_unit_test_setup(test_accept_read_writev_close_ipv4, need_root),
 	    cmocka_unit_test_setup(test_accept_read_writev_close_ipv6, need_root),
+	    cmocka_unit_test_setup(test_msg_syscalls, need_root),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
