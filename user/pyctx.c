@@ -157,6 +157,16 @@ static uint64_t new_ctx_call(const char *path, const struct seg *segs, size_t n,
 	return 0;
 }
 
+uint64_t tg_pyctx__past_endbr(const char *path, uint64_t off)
+{
+	static const uint8_t endbr64[4] = {0xf3, 0x0f, 0x1e, 0xfa};
+	uint8_t b[4];
+
+	if (tg_pyctx__read_at(path, off, b, sizeof(b)) || memcmp(b, endbr64, sizeof(b)) != 0)
+		return off;
+	return off + sizeof(endbr64);
+}
+
 int tg_pyctx__find(const char *path, struct tg_pyctx_sites *out)
 {
 	uint64_t new_fn, call;
@@ -177,6 +187,7 @@ int tg_pyctx__find(const char *path, struct tg_pyctx_sites *out)
 	ret = tg_pyctx__file_offset(path, copy, &out->copy_off);
 	if (ret)
 		return ret;
+	out->copy_off = tg_pyctx__past_endbr(path, out->copy_off);
 	new_fn = tail_jump(path, segs, n, copy);
 	call = new_fn ? new_ctx_call(path, segs, n, new_fn) : 0;
 	if (call && tg_pyctx__file_offset(path, call, &out->new_call_off))
@@ -196,8 +207,12 @@ int tg_pyctx__find(const char *path, struct tg_pyctx_sites *out)
 	if (internal) {
 		out->enter_has_ts = true;
 		out->asyncio_covered = true;
-		return tg_pyctx__file_offset(path, internal, &out->enter_off);
+		ret = tg_pyctx__file_offset(path, internal, &out->enter_off);
+	} else {
+		out->how = "exported PyContext_Enter (asyncio's Context.run not covered)";
+		ret = tg_pyctx__file_offset(path, enter, &out->enter_off);
 	}
-	out->how = "exported PyContext_Enter (asyncio's Context.run not covered)";
-	return tg_pyctx__file_offset(path, enter, &out->enter_off);
+	if (!ret)
+		out->enter_off = tg_pyctx__past_endbr(path, out->enter_off);
+	return ret;
 }

@@ -21,24 +21,30 @@ int tg_tlssites__find(pid_t pid, char *out, size_t outlen)
 	return 0;
 }
 
-/* exported is `sub $8,%rsp; call rel32` and the callee starts with a push:
- * the callee's file offset into *off. Returns 0 or -ENOENT. */
+/* exported is `sub $8,%rsp; call rel32` and the callee starts with a push
+ * (each maybe after an endbr64, in a CET build): the file offset of the
+ * callee's push into *off. Returns 0 or -ENOENT. */
 static int wrapped_call(const char *path, const char *exported, uint64_t *off)
 {
 	static const uint8_t prologue[] = {0x48, 0x83, 0xec, 0x08, 0xe8};
-	uint64_t vaddr, foff, target;
+	uint64_t vaddr, foff, target, skip;
 	uint8_t code[9] = {0}, head[2] = {0};
 	int32_t rel;
 
 	if (tg_pyruntime__elf_symbol(path, exported, &vaddr, NULL) ||
-	    tg_pyctx__file_offset(path, vaddr, &foff) ||
-	    tg_pyctx__read_at(path, foff, code, sizeof(code)) ||
+	    tg_pyctx__file_offset(path, vaddr, &foff))
+		return -ENOENT;
+	skip = tg_pyctx__past_endbr(path, foff) - foff;
+	vaddr += skip;
+	if (tg_pyctx__read_at(path, foff + skip, code, sizeof(code)) ||
 	    memcmp(code, prologue, sizeof(prologue)) != 0)
 		return -ENOENT;
 	memcpy(&rel, code + 5, sizeof(rel));
 	target = vaddr + sizeof(code) + (uint64_t)(int64_t)rel;
-	if (tg_pyctx__file_offset(path, target, &foff) ||
-	    tg_pyctx__read_at(path, foff, head, sizeof(head)))
+	if (tg_pyctx__file_offset(path, target, &foff))
+		return -ENOENT;
+	foff = tg_pyctx__past_endbr(path, foff);
+	if (tg_pyctx__read_at(path, foff, head, sizeof(head)))
 		return -ENOENT;
 	/* push %reg (emulated by the kernel's uprobes: a cheap trap) */
 	if (!((head[0] >= 0x50 && head[0] <= 0x57) ||

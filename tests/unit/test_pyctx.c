@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -47,7 +48,7 @@ static void test_debian_python(void **state)
 	assert_int_not_equal(s.enter_off, off);
 	/* ...and starts like a function (push), an instruction uprobes emulate. */
 	b = byte_at(PY, s.enter_off);
-	assert_true((b >= 0x50 && b <= 0x57) || b == 0x41 || b == 0xf3);
+	assert_true((b >= 0x50 && b <= 0x57) || b == 0x41); /* never an endbr64 (0xf3) */
 	/* The creation probe: PyContext_CopyCurrent, and the call site with rdi = new ctx. */
 	assert_int_equal(tg_pyruntime__elf_symbol(PY, "PyContext_CopyCurrent", &sym, NULL), 0);
 	assert_int_equal(tg_pyctx__file_offset(PY, sym, &off), 0);
@@ -79,12 +80,35 @@ static void test_file_offset(void **state)
 	assert_int_equal(tg_pyctx__file_offset(PY, 0x10, &off), -ENOENT);
 }
 
+/* endbr64 (CET builds' function entries) is skipped, nothing else is:
+ * a file with an endbr64 + push at 0, a push at 8, and a cut endbr64 at its
+ * end. */
+static void test_past_endbr(void **state)
+{
+	static const uint8_t code[] = {0xf3, 0x0f, 0x1e, 0xfa, 0x55, 0x90, 0x90, 0x90,
+				       0x55, 0x48, 0x89, 0xe5, 0xf3, 0x0f, 0x1e};
+	char path[] = "/tmp/tg-test-endbr-XXXXXX";
+	int fd = mkstemp(path);
+
+	(void)state;
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, code, sizeof(code)), sizeof(code));
+	close(fd);
+	assert_int_equal(tg_pyctx__past_endbr(path, 0), 4);
+	assert_int_equal(tg_pyctx__past_endbr(path, 4), 4);
+	assert_int_equal(tg_pyctx__past_endbr(path, 8), 8);
+	assert_int_equal(tg_pyctx__past_endbr(path, 12), 12); /* cut short: left alone */
+	assert_int_equal(tg_pyctx__past_endbr("/nonexistent/python", 0), 0);
+	unlink(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_debian_python),
 	    cmocka_unit_test(test_not_python),
 	    cmocka_unit_test(test_file_offset),
+	    cmocka_unit_test(test_past_endbr),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
