@@ -301,8 +301,7 @@ int tg_exit_connect(struct trace_event_raw_sys_exit *ctx)
 {
 	if (ctx->ret != 0 && ctx->ret != -EINPROGRESS)
 		return 0;
-	return on_new_conn(BPF_CORE_READ(cur_regs(), di), TG_ROLE_CLIENT, TG_ORIGIN_CONNECT,
-			   follow_clients);
+	return on_new_conn((int)cur_regs()->di, TG_ROLE_CLIENT, TG_ORIGIN_CONNECT, follow_clients);
 }
 
 SEC("tp/syscalls/sys_exit_close")
@@ -315,7 +314,7 @@ int tg_exit_close(struct trace_event_raw_sys_exit *ctx)
 
 	if (ctx->ret == -EBADF)
 		return 0;
-	key.fd = BPF_CORE_READ(cur_regs(), di);
+	key.fd = (int)cur_regs()->di;
 	val = bpf_map_lookup_elem(&conns, &key);
 	if (!val)
 		return 0;
@@ -656,7 +655,7 @@ int BPF_PROG(tg_sched_switch, bool preempt, struct task_struct *prev, struct tas
 		if (now > s->last_in_ns)
 			s->oncpu_ns += now - s->last_in_ns;
 		s->last_in_ns = 0;
-		if (preempt || BPF_CORE_READ(prev, __state) == 0) {
+		if (preempt || prev->__state == 0) {
 			s->runnable_since = now; /* preempted or yielding: still runnable */
 		} else {
 			/* Asleep: not runnable (a wake-up seen while it was still on

@@ -87,7 +87,7 @@ static __always_inline __u64 py_thread_ident(const struct tg_py_proc *c, __u32 t
 	if (c->tid_match == TG_PYTID_PTHREAD) {
 		struct task_struct *task = bpf_get_current_task_btf();
 
-		return BPF_CORE_READ(task, thread.fsbase);
+		return task->thread.fsbase;
 	}
 	return tid;
 }

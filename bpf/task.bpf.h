@@ -69,8 +69,8 @@ static __always_inline void task_fill(struct tg_ev_task *ev, struct task_struct 
 	}
 	ev->ctx = ctx;
 	ev->parent = parent;
-	ev->minflt = BPF_CORE_READ(task, min_flt);
-	ev->majflt = BPF_CORE_READ(task, maj_flt);
+	ev->minflt = task->min_flt; /* BTF pointer: plain loads */
+	ev->majflt = task->maj_flt;
 	ev->heap_bytes = s->heap_bytes;
 	ev->runq_ns = s->runq_ns;
 	ev->kind = kind;
@@ -113,7 +113,7 @@ static __always_inline void task_park(struct task_struct *prev, struct tstate *s
 	ev->hdr.ts_ns = now;
 	ev->hdr.oncpu_ns = s->oncpu_ns;
 	task_fill(ev, prev, s, TG_TASK_PARK, s->cur_ctx, 0);
-	ev->syscall = (__s32)BPF_CORE_READ((struct pt_regs *)bpf_task_pt_regs(prev), orig_ax);
+	ev->syscall = (__s32)((struct pt_regs *)bpf_task_pt_regs(prev))->orig_ax;
 	bpf_ringbuf_submit(ev, rb_flags());
 	count(emitted);
 }
@@ -266,9 +266,8 @@ int tg_exit_mmap(struct trace_event_raw_sys_exit *ctx)
 	if (!s)
 		return 0;
 	regs = cur_regs();
-	if ((BPF_CORE_READ(regs, r10) & TG_MAP_ANONYMOUS) &&
-	    (BPF_CORE_READ(regs, dx) & (TG_PROT_READ | TG_PROT_WRITE)))
-		s->heap_bytes += BPF_CORE_READ(regs, si);
+	if ((regs->r10 & TG_MAP_ANONYMOUS) && (regs->dx & (TG_PROT_READ | TG_PROT_WRITE)))
+		s->heap_bytes += regs->si;
 	return 0;
 }
 
