@@ -232,11 +232,20 @@ static void check_task_probes(struct tg_check *c)
 		set(c, "task probes", TG_CHECK_WARN,
 		    "use an interpreter that exports PyContext_Enter", "%s: %s: no CPU per request",
 		    path, strerror(-ret));
+	else if (!tg_pyctx__emulated(path, s.enter_off) ||
+		 !tg_pyctx__emulated(path, s.new_call_off ? s.new_call_off : s.copy_off))
+		set(c, "task probes", TG_CHECK_WARN,
+		    "expect several us per Context switch, or trace with --no-task-cpu",
+		    "%s: a Context probe lands on an instruction the kernel single-steps "
+		    "(about 11 us a hit here, against 0.85 us for a push: docs/performance.md)",
+		    path);
 	else if (!s.asyncio_covered)
 		set(c, "task probes", TG_CHECK_WARN, NULL, "%s: %s; CPU per request on uvloop only",
 		    path, s.how);
 	else
-		set(c, "task probes", TG_CHECK_OK, NULL, "%s: Context entry by %s, creation by %s",
+		set(c, "task probes", TG_CHECK_OK, NULL,
+		    "%s: Context entry by %s, creation by %s (emulated instructions: one cheap "
+		    "trap a hit)",
 		    path, s.how, s.new_call_off ? "a call site" : "uretprobe");
 }
 

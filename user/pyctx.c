@@ -160,11 +160,27 @@ static uint64_t new_ctx_call(const char *path, const struct seg *segs, size_t n,
 uint64_t tg_pyctx__past_endbr(const char *path, uint64_t off)
 {
 	static const uint8_t endbr64[4] = {0xf3, 0x0f, 0x1e, 0xfa};
-	uint8_t b[4];
+	uint8_t b[4] = {0};
 
 	if (tg_pyctx__read_at(path, off, b, sizeof(b)) || memcmp(b, endbr64, sizeof(b)) != 0)
 		return off;
 	return off + sizeof(endbr64);
+}
+
+bool tg_pyctx__emulated(const char *path, uint64_t off)
+{
+	uint8_t b[3] = {0};
+
+	if (tg_pyctx__read_at(path, off, b, sizeof(b)))
+		return false;
+	if ((b[0] >= 0x50 && b[0] <= 0x57) || (b[0] == 0x41 && b[1] >= 0x50 && b[1] <= 0x57))
+		return true; /* push %reg */
+	if (b[0] == 0xe8 || b[0] == 0xe9 || b[0] == 0xeb || (b[0] >= 0x70 && b[0] <= 0x7f))
+		return true; /* call, jmp, jcc rel8 */
+	if (b[0] == 0x0f && b[1] >= 0x80 && b[1] <= 0x8f)
+		return true; /* jcc rel32 */
+	return b[0] == 0x90 || (b[0] == 0x0f && b[1] == 0x1f) ||
+	       (b[0] == 0x66 && (b[1] == 0x90 || (b[1] == 0x0f && b[2] == 0x1f))); /* nops */
 }
 
 int tg_pyctx__find(const char *path, struct tg_pyctx_sites *out)

@@ -64,4 +64,10 @@ int tg_pyctx__read_at(const char *path, uint64_t off, uint8_t *buf, size_t len);
  * have at off. */
 uint64_t tg_pyctx__past_endbr(const char *path, uint64_t off);
 
+/* Whether the instruction at file offset off of path is one x86-64 uprobes
+ * emulate (push of a register, call/jmp rel, a conditional jump, a nop), so
+ * that a probe there costs one trap, not a trap and a single step. Decoded
+ * from its first bytes only: false for anything else, or when unreadable. */
+bool tg_pyctx__emulated(const char *path, uint64_t off);
+
 #endif

@@ -55,6 +55,9 @@ static void test_debian_python(void **state)
 	assert_int_equal(s.copy_off, off);
 	assert_int_not_equal(s.new_call_off, 0);
 	assert_int_equal(byte_at(PY, s.new_call_off), 0xe8);
+	assert_true(tg_pyctx__emulated(PY, s.enter_off));
+	assert_true(tg_pyctx__emulated(PY, s.new_call_off));
+	assert_true(tg_pyctx__emulated(PY, s.copy_off));
 }
 
 static void test_not_python(void **state)
@@ -102,13 +105,46 @@ static void test_past_endbr(void **state)
 	unlink(path);
 }
 
+/* Which first instructions a uprobe costs one trap on. */
+static void test_emulated(void **state)
+{
+	static const uint8_t code[] = {
+	    0x55,				      /* 0: push %rbp */
+	    0x41, 0x57,				      /* 1: push %r15 */
+	    0xe8, 0,	0,    0,    0,		      /* 3: call */
+	    0x0f, 0x84, 0,    0,    0,	  0,	      /* 8: je rel32 */
+	    0x0f, 0x1f, 0x44, 0,    0,		      /* 14: nop5 */
+	    0x48, 0x83, 0xec, 0x18,		      /* 19: sub $0x18,%rsp */
+	    0x48, 0x89, 0xfe,			      /* 23: mov %rdi,%rsi */
+	    0xf3, 0x0f, 0x1e, 0xfa, 0x90, 0x90, 0x90, /* 26: endbr64, then nops */
+	};
+	char path[] = "/tmp/tg-test-emul-XXXXXX";
+	int fd = mkstemp(path);
+
+	(void)state;
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, code, sizeof(code)), sizeof(code));
+	close(fd);
+	assert_true(tg_pyctx__emulated(path, 0));
+	assert_true(tg_pyctx__emulated(path, 1));
+	assert_true(tg_pyctx__emulated(path, 3));
+	assert_true(tg_pyctx__emulated(path, 8));
+	assert_true(tg_pyctx__emulated(path, 14));
+	assert_false(tg_pyctx__emulated(path, 19));
+	assert_false(tg_pyctx__emulated(path, 23));
+	assert_false(tg_pyctx__emulated(path, 26));
+	assert_true(
+	    tg_pyctx__emulated(path, tg_pyctx__past_endbr(path, 26))); /* the nop after it */
+	assert_false(tg_pyctx__emulated(path, sizeof(code)));	       /* past the end */
+	unlink(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_debian_python),
-	    cmocka_unit_test(test_not_python),
-	    cmocka_unit_test(test_file_offset),
-	    cmocka_unit_test(test_past_endbr),
+	    cmocka_unit_test(test_debian_python), cmocka_unit_test(test_not_python),
+	    cmocka_unit_test(test_file_offset),	  cmocka_unit_test(test_past_endbr),
+	    cmocka_unit_test(test_emulated),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
