@@ -83,6 +83,16 @@ static void test_file_offset(void **state)
 	assert_int_equal(tg_pyctx__file_offset(PY, 0x10, &off), -ENOENT);
 }
 
+/* A new temporary file (path: a mkstemp template) holding len bytes of code. */
+static void write_temp(char *path, const uint8_t *code, size_t len)
+{
+	int fd = mkstemp(path);
+
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, code, len), (ssize_t)len);
+	close(fd);
+}
+
 /* endbr64 (CET builds' function entries) is skipped, nothing else is:
  * a file with an endbr64 + push at 0, a push at 8, and a cut endbr64 at its
  * end. */
@@ -91,12 +101,9 @@ static void test_past_endbr(void **state)
 	static const uint8_t code[] = {0xf3, 0x0f, 0x1e, 0xfa, 0x55, 0x90, 0x90, 0x90,
 				       0x55, 0x48, 0x89, 0xe5, 0xf3, 0x0f, 0x1e};
 	char path[] = "/tmp/tg-test-endbr-XXXXXX";
-	int fd = mkstemp(path);
 
 	(void)state;
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, code, sizeof(code)), sizeof(code));
-	close(fd);
+	write_temp(path, code, sizeof(code));
 	assert_int_equal(tg_pyctx__past_endbr(path, 0), 4);
 	assert_int_equal(tg_pyctx__past_endbr(path, 4), 4);
 	assert_int_equal(tg_pyctx__past_endbr(path, 8), 8);
@@ -119,12 +126,9 @@ static void test_emulated(void **state)
 	    0xf3, 0x0f, 0x1e, 0xfa, 0x90, 0x90, 0x90, /* 26: endbr64, then nops */
 	};
 	char path[] = "/tmp/tg-test-emul-XXXXXX";
-	int fd = mkstemp(path);
 
 	(void)state;
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, code, sizeof(code)), sizeof(code));
-	close(fd);
+	write_temp(path, code, sizeof(code));
 	assert_true(tg_pyctx__emulated(path, 0));
 	assert_true(tg_pyctx__emulated(path, 1));
 	assert_true(tg_pyctx__emulated(path, 3));
