@@ -511,7 +511,9 @@ def test_cpu_per_request_bounds(run, shape):
     bad = []
     for j, r in pairs(run, shape):
         if not in_bounds(j, r, f):
-            bad.append((j["path"], j["truth"], r["cpu_ns"], upper_bound(j, r, f)))
+            bad.append((j["path"], j["truth"], r["cpu_ns"], upper_bound(j, r, f),
+                        f"flags {r['usage_flags']:#x} pool {r['cpu_pool_ns']} runq {r['runq_ns']}"
+                        f" lock {r['lock_ns']} pool_wait {r['pool_wait_ns']}"))
     n = len(pairs(run, shape))
     if bad:
         print(f"\n[{run['loop']}] {shape}: outside the bounds: {bad}")
