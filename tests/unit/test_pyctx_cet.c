@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* user/pyctx.c on tests/unit/pyctx_cet_fixture.c, a library shaped like a
- * stripped CET build of CPython: the sites are found through the wrappers
- * as on Debian's build, and the entry probes land past the endbr64, on an
- * instruction the kernel emulates. */
+/* user/pyctx.c and user/tlssites.c on tests/unit/pyctx_cet_fixture.c, a
+ * library shaped like stripped CET builds of CPython and OpenSSL: the sites
+ * are found through the wrappers as on Debian's builds, and the probes land
+ * past the endbr64, on an instruction the kernel emulates. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +12,7 @@
 
 #include "pyctx.h"
 #include "pyruntime.h"
+#include "tlssites.h"
 
 /* The file offset of symbol name in the fixture. */
 static uint64_t offset_of(const char *name)
@@ -45,10 +46,25 @@ static void test_cet_build(void **state)
 	assert_true(tg_pyctx__emulated(TG_CET_FIXTURE, s.copy_off));
 }
 
+/* OpenSSL's internal read/write, past their endbr64: the push. */
+static void test_cet_libssl(void **state)
+{
+	struct tg_tls_sites s;
+
+	(void)state;
+	assert_int_equal(tg_tlssites__decode(TG_CET_FIXTURE, &s), 0);
+	assert_true(s.internal);
+	assert_int_equal(s.read_internal, offset_of("tg_fx_read_internal") + 4);
+	assert_int_equal(s.write_internal, offset_of("tg_fx_write_internal") + 4);
+	assert_true(tg_pyctx__emulated(TG_CET_FIXTURE, s.read_internal));
+	assert_true(tg_pyctx__emulated(TG_CET_FIXTURE, s.write_internal));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_cet_build),
+	    cmocka_unit_test(test_cet_libssl),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
