@@ -100,7 +100,6 @@ struct conn_val {
  * values at each step and checks the step body once instead of once per
  * distinct (pos, head) it could track on the stack. */
 struct iov_walk {
-	const struct iovec *iov;
 	__u64 len;	/* bytes transferred: only [0, len) of the buffers is valid */
 	__u64 want;	/* head bytes wanted */
 	__u64 twant;	/* tail bytes wanted, ending at len */
@@ -117,6 +116,7 @@ struct iov_walk {
 struct scratch {
 	__u8 buf[sizeof(struct tg_ev_data) + SCRATCH_DATA];
 	__u8 tail[2 * TG_TAIL_MAX];
+	struct iovec iovs[TG_MAX_IOV]; /* the syscall's iovec array, read in one go */
 	struct iov_walk walk;
 };
 
@@ -361,8 +361,9 @@ static long iov_step(__u64 i, void *data)
 	__u64 pos = w->pos, end;
 	struct iovec v;
 
-	if (pos >= w->len || bpf_probe_read_user(&v, sizeof(v), &w->iov[i & (TG_MAX_IOV - 1)]))
+	if (pos >= w->len)
 		return 1;
+	v = sc->iovs[i & (TG_MAX_IOV - 1)];
 	end = pos + v.iov_len;
 	if (end > w->len || end < pos)
 		end = w->len;
@@ -474,8 +475,13 @@ static __always_inline int on_data(int fd, long ret, __u8 sys, __u8 dir, const v
 	} else if (iov) {
 		struct iov_walk *w = &sc->walk;
 		struct scratch *scp = sc;
+		__u32 n = iovcnt < TG_MAX_IOV ? (__u32)iovcnt : TG_MAX_IOV;
 
-		w->iov = iov;
+		BOUND(n, TG_MAX_IOV);
+		/* One read of the array instead of one per step (the kernel
+		 * has read it too: it is all there). */
+		if (bpf_probe_read_user(sc->iovs, n * sizeof(struct iovec), iov))
+			n = 0;
 		w->len = len;
 		w->want = len < cap ? len : cap;
 		w->twant = len - w->want < TG_TAIL_MAX ? len - w->want : TG_TAIL_MAX;
@@ -483,7 +489,7 @@ static __always_inline int on_data(int fd, long ret, __u8 sys, __u8 dir, const v
 		w->pos = w->head = w->got_tail = 0;
 		if (iovcnt > TG_MAX_IOV)
 			flags |= TG_DATA_IOV_TRUNC;
-		bpf_loop(iovcnt < TG_MAX_IOV ? iovcnt : TG_MAX_IOV, iov_step, &scp, 0);
+		bpf_loop(n, iov_step, &scp, 0);
 		if (w->pos < len)
 			flags |= TG_DATA_IOV_TRUNC;
 		head = clamp_head(w->head);
