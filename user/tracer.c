@@ -92,9 +92,9 @@ struct tg_tracer {
 	size_t ntls, ctls;
 };
 
-/* The per-task accounting probes of one process (bpf/task.bpf.h). */
-#define SET_ADD_SITES 32
+#define SET_ADD_SITES 32 /* calls of PySet_Add probed in one uvloop module, at most */
 
+/* The per-task accounting probes of one process (bpf/task.bpf.h). */
 struct task_probes {
 	pid_t pid;
 	int bits; /* TG_TASK_PROBES_* */
@@ -390,9 +390,8 @@ static bool is_pg_port(const struct tg_tracer *t, uint16_t port)
 /* Probe the calls of PySet_Add in pid's uvloop module (its path in the
  * target's maps, mapped): only uvloop's set.add() calls trap, not every
  * PySet_Add of the interpreter (set displays and comprehensions in the app's
- * code: a trap per element). Returns the
- * number of links made, 0 when the calls are not found or a probe fails
- * (none kept then). */
+ * code: a trap per element). Returns the number of links made, 0 when the
+ * calls are not found or a probe fails (none kept then). */
 static size_t uvwrite_attach_calls(struct tg_tracer *t, struct task_probes *p, const char *mapped)
 {
 	uint64_t off[SET_ADD_SITES];
