@@ -36,7 +36,8 @@ int tg_pltcalls__find(const char *path, const char *symbol, uint64_t *offsets, s
  * function it was compiled in when there are no symbols (Cython passes its
  * function's qualified name to the traceback of the call's error path).
  * Returns 0 with offsets/count reduced to those kept, -ENOENT (none kept or
- * no such string: offsets and count untouched), -EINVAL or -errno. */
+ * no such string: offsets and count untouched), -EINVAL (arguments, more
+ * than 64 offsets, not an x86-64 ELF file) or -errno. */
 int tg_pltcalls__keep_near(const char *path, const char *text, uint64_t window, uint64_t *offsets,
 			   size_t *count);
 
