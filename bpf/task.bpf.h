@@ -205,16 +205,6 @@ int BPF_KPROBE(tg_ctx_new, void *newctx)
 	return ctx_created((__u64)newctx);
 }
 
-/* On a conditional jump right after a `call PyContext_CopyCurrent` whose
- * result is still in rax (asyncio.Task's own copy, in _asyncio's
- * Task.__init__; user/pyctx.c): the Context a new task runs in, without
- * trapping on every other creation (Future callbacks, uvloop's handles). */
-SEC("uprobe")
-int tg_ctx_made(struct pt_regs *ctx)
-{
-	return ctx_created(PT_REGS_RC(ctx));
-}
-
 SEC("usdt")
 int BPF_USDT(tg_gc_start, int generation)
 {

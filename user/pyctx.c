@@ -14,7 +14,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "pltcalls.h"
 #include "pyruntime.h"
 
 #define WRAP_SCAN 32 /* bytes of a wrapper searched for its tail jump */
@@ -182,51 +181,6 @@ bool tg_pyctx__emulated(const char *path, uint64_t off)
 		return true; /* jcc rel32 */
 	return b[0] == 0x90 || (b[0] == 0x0f && b[1] == 0x1f) ||
 	       (b[0] == 0x66 && (b[1] == 0x90 || (b[1] == 0x0f && b[2] == 0x1f))); /* nops */
-}
-
-/* The conditional jump of a `test %rax,%rax; jcc` within 32 bytes after
- * the call at file offset call_off (rax: the call's result), or 0. */
-static uint64_t result_test(const char *path, uint64_t call_off)
-{
-	uint8_t b[40] = {0};
-
-	if (tg_pyctx__read_at(path, call_off + 5, b, sizeof(b)))
-		return 0;
-	for (size_t i = 0; i + 5 <= 32; i++) {
-		if (b[i] != 0x48 || b[i + 1] != 0x85 || b[i + 2] != 0xc0)
-			continue;
-		if (b[i + 3] == 0x74 || b[i + 3] == 0x75 ||
-		    (b[i + 3] == 0x0f && (b[i + 4] == 0x84 || b[i + 4] == 0x85)))
-			return call_off + 5 + i + 3;
-		return 0;
-	}
-	return 0;
-}
-
-int tg_pyctx__task_sites(const char *asyncio_path, const char *contextvars_path,
-			 struct tg_pyctx_task_sites *out)
-{
-	uint64_t off[8];
-	uint8_t op = 0;
-	size_t n = 0;
-	int ret;
-
-	memset(out, 0, sizeof(*out));
-	ret = tg_pltcalls__find(asyncio_path, "PyContext_CopyCurrent", off, 8, &n);
-	if (!ret)
-		ret = tg_pltcalls__keep_near(asyncio_path, "Task-%lu", 256, off, &n);
-	if (ret)
-		return ret == -E2BIG ? -ENOENT : ret;
-	if (n != 1 || tg_pyctx__read_at(asyncio_path, off[0], &op, 1) || op != 0xe8 ||
-	    !(out->task_made = result_test(asyncio_path, off[0])))
-		return -ENOENT;
-	ret = tg_pltcalls__find(contextvars_path, "PyContext_CopyCurrent", off, 8, &n);
-	if (ret)
-		return ret == -E2BIG ? -ENOENT : ret;
-	if (n != 1 || tg_pyctx__read_at(contextvars_path, off[0], &op, 1) || op != 0xe9)
-		return -ENOENT;
-	out->copy_jmp = off[0];
-	return 0;
 }
 
 int tg_pyctx__find(const char *path, struct tg_pyctx_sites *out)

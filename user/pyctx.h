@@ -64,26 +64,6 @@ int tg_pyctx__read_at(const char *path, uint64_t off, uint8_t *buf, size_t len);
  * have at off. */
 uint64_t tg_pyctx__past_endbr(const char *path, uint64_t off);
 
-/* Where to see the Contexts that matter for attribution created, without a
- * probe on every creation of the process (context_new_from_vars: also every
- * Future.add_done_callback and every uvloop handle, ≈ 2.7 µs each here,
- * docs/performance.md):
- *  - task_made: in _asyncio's module (asyncio_path), the conditional jump
- *    after Task.__init__'s `call PyContext_CopyCurrent` (the call a load of
- *    its "Task-%lu" name format follows) that tests the result, still in
- *    rax: a uprobe there (tg_ctx_made);
- *  - copy_jmp: in _contextvars' module (contextvars_path), copy_context()'s
- *    tail jump to PyContext_CopyCurrent: a uretprobe there (tg_ctx_copy)
- *    sees the new Context returned to its caller (thread-pool jobs).
- * File offsets. Returns 0, or -ENOENT when either is not laid out that way
- * (then probe every creation), -errno. */
-struct tg_pyctx_task_sites {
-	uint64_t task_made;
-	uint64_t copy_jmp;
-};
-int tg_pyctx__task_sites(const char *asyncio_path, const char *contextvars_path,
-			 struct tg_pyctx_task_sites *out);
-
 /* Whether the instruction at file offset off of path is one x86-64 uprobes
  * emulate (push of a register, call/jmp rel, a conditional jump, a nop), so
  * that a probe there costs one trap, not a trap and a single step. Decoded

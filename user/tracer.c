@@ -99,9 +99,6 @@ struct task_probes {
 	pid_t pid;
 	int bits; /* TG_TASK_PROBES_* */
 	struct bpf_link *enter, *copy, *gc_start, *gc_done;
-	/* On uvloop, instead of copy (every Context creation): asyncio.Task's
-	 * and copy_context()'s only (creation_attach_narrow) */
-	struct bpf_link *made, *copyret;
 	/* uvloop's queued writes (bpf/uvwrite.bpf.h): one link per call of
 	 * PySet_Add in uvloop's module, or one on PySet_Add itself */
 	struct bpf_link *set_add[SET_ADD_SITES];
@@ -282,8 +279,6 @@ static void task_probes_detach(struct tg_tracer *t, pid_t pid)
 		bpf_link__destroy(p->copy);
 		bpf_link__destroy(p->gc_start);
 		bpf_link__destroy(p->gc_done);
-		bpf_link__destroy(p->made);
-		bpf_link__destroy(p->copyret);
 		for (size_t j = 0; j < p->nset_add; j++)
 			bpf_link__destroy(p->set_add[j]);
 		*p = t->probes[--t->nprobes];
@@ -319,75 +314,6 @@ static bool task_probes_add(struct tg_tracer *t, const struct task_probes *p)
 	return true;
 }
 
-/* The probe on every Context creation of pid (in the runtime's ELF file):
- * on the call in context_new_from_vars, else a uretprobe on
- * PyContext_CopyCurrent. NULL when neither attaches (logged). */
-static struct bpf_link *creation_attach(struct tg_tracer *t, pid_t pid, const char *file,
-					const struct tg_pyctx_sites *sites)
-{
-	struct bpf_link *l = NULL;
-
-	if (sites->new_call_off)
-		l = attach_or_warn(bpf_program__attach_uprobe(t->skel->progs.tg_ctx_new, false, pid,
-							      file, sites->new_call_off),
-				   pid, "Context creation");
-	if (!l)
-		l = attach_or_warn(bpf_program__attach_uprobe(t->skel->progs.tg_ctx_copy, true, pid,
-							      file, sites->copy_off),
-				   pid, "Context creation (return)");
-	return l;
-}
-
-/* "/proc/PID/root" + the path of the first file pid maps whose path
- * contains needle, into out. Returns 0 or -errno (tg_pyruntime__mapped_file). */
-static int mapped_in_root(pid_t pid, const char *needle, char *out, size_t len)
-{
-	char path[512];
-	int ret = tg_pyruntime__mapped_file(pid, needle, path, sizeof(path));
-
-	if (!ret && (size_t)snprintf(out, len, "/proc/%d/root%s", (int)pid, path) >= len)
-		ret = -ENAMETOOLONG;
-	return ret;
-}
-
-/* On a uvloop process that has its modules loaded (attached to a running
- * server: --pid, --uvicorn), probe only the two Context creations
- * attribution uses, asyncio.Task()'s and copy_context()'s (pyctx.h
- * tg_pyctx__task_sites), into p->made and p->copyret. Every
- * Future.add_done_callback and every uvloop handle (call_soon, call_later)
- * makes a Context too, and each was a trap (≈ 2.7 µs here; 9 of the 11
- * creations of an asyncpg request, 2 of the 3 of a hello one:
- * docs/performance.md); what runs in those Contexts is the loop's own work,
- * charged to no request. Not on the stdlib loop (its handles copy through
- * copy_context() itself, which would cost two traps instead of one), and
- * not when the modules are not loaded yet (trace -- COMMAND): switching
- * probes while requests run lost the figures of every later request in a
- * test, so it is decided once, here. Returns whether both are attached. */
-static bool creation_attach_narrow(struct tg_tracer *t, struct task_probes *p)
-{
-	struct tg_pyctx_task_sites ts;
-	char asyncio_file[600], cv_file[600];
-	pid_t pid = p->pid;
-
-	if (tg_pyruntime__mapped_file(pid, "/uvloop/loop.", NULL, 0) ||
-	    mapped_in_root(pid, "/_asyncio.", asyncio_file, sizeof(asyncio_file)) ||
-	    mapped_in_root(pid, "/_contextvars.", cv_file, sizeof(cv_file)) ||
-	    tg_pyctx__task_sites(asyncio_file, cv_file, &ts))
-		return false;
-	p->made = attach_or_warn(bpf_program__attach_uprobe(t->skel->progs.tg_ctx_made, false, pid,
-							    asyncio_file, ts.task_made),
-				 pid, "asyncio.Task's Context");
-	p->copyret = attach_or_warn(
-	    bpf_program__attach_uprobe(t->skel->progs.tg_ctx_copy, true, pid, cv_file, ts.copy_jmp),
-	    pid, "copy_context()");
-	if (p->made && p->copyret)
-		return true;
-	bpf_link__destroy(p->made);
-	bpf_link__destroy(p->copyret);
-	p->made = p->copyret = NULL;
-	return false;
-}
-
 /* Attach the per-task accounting probes to CPython process pid, whose
  * runtime lives in the ELF file path (as the process names it). Failures
  * are logged; the rest of tracing goes on without them. With --no-task-cpu
@@ -398,7 +324,6 @@ static void task_probes_attach(struct tg_tracer *t, pid_t pid, const char *path)
 	struct tg_pyctx_sites sites;
 	struct task_probes p = {.pid = pid};
 	char file[600];
-	bool narrow;
 	int ret;
 
 	task_probes_detach(t, pid);
@@ -422,21 +347,24 @@ static void task_probes_attach(struct tg_tracer *t, pid_t pid, const char *path)
 								: t->skel->progs.tg_ctx_enter,
 							    false, pid, file, sites.enter_off),
 				 pid, "Context entry");
-	narrow = creation_attach_narrow(t, &p);
-	if (!narrow)
-		p.copy = creation_attach(t, pid, file, &sites);
+	if (sites.new_call_off)
+		p.copy = attach_or_warn(bpf_program__attach_uprobe(t->skel->progs.tg_ctx_new, false,
+								   pid, file, sites.new_call_off),
+					pid, "Context creation");
+	if (!p.copy)
+		p.copy = attach_or_warn(bpf_program__attach_uprobe(t->skel->progs.tg_ctx_copy, true,
+								   pid, file, sites.copy_off),
+					pid, "Context creation (return)");
 	p.gc_start = attach_or_warn(bpf_program__attach_usdt(t->skel->progs.tg_gc_start, pid, file,
 							     "python", "gc__start", NULL),
 				    pid, "gc__start");
 	p.gc_done = attach_or_warn(bpf_program__attach_usdt(t->skel->progs.tg_gc_done, pid, file,
 							    "python", "gc__done", NULL),
 				   pid, "gc__done");
-	if (!p.enter || (!p.copy && !narrow)) {
+	if (!p.enter || !p.copy) {
 		bpf_link__destroy(p.enter);
 		bpf_link__destroy(p.copy);
-		bpf_link__destroy(p.made);
-		bpf_link__destroy(p.copyret);
-		p.enter = p.copy = p.made = p.copyret = NULL;
+		p.enter = p.copy = NULL;
 	} else {
 		p.bits = TG_TASK_PROBES_ENTER | TG_TASK_PROBES_LINK |
 			 (sites.asyncio_covered ? TG_TASK_PROBES_ASYNCIO : 0);
@@ -447,10 +375,7 @@ static void task_probes_attach(struct tg_tracer *t, pid_t pid, const char *path)
 	if (!sites.asyncio_covered && p.enter)
 		tg_warn("pid %d: %s: CPU per request works on uvloop only", (int)pid, sites.how);
 	tg_debug("pid %d: task probes 0x%x (Context entry: %s; creation: %s)", (int)pid, p.bits,
-		 sites.how,
-		 narrow		      ? "asyncio.Task() and copy_context() only (uvloop)"
-		 : sites.new_call_off ? "call in context_new_from_vars"
-				      : "uretprobe");
+		 sites.how, sites.new_call_off ? "call in context_new_from_vars" : "uretprobe");
 	task_probes_add(t, &p);
 }
 
