@@ -415,9 +415,6 @@ static __always_inline __u64 py_task_key(struct tstate *s, __u32 tgid, __u32 tid
 	return py_read_u64(ts + cfg->ts_context);
 }
 
-/* Build and send a data event for the ret bytes transferred on fd. Payload:
- * buf (a plain buffer), or iov/iovcnt (an iovec array) when iov is set, or
- * none when both are NULL. */
 /* Is fd of the current process a followed connection? For the exit
  * programs that read user memory before on_data's own lookup. */
 static __always_inline bool followed(int fd)
@@ -426,6 +423,10 @@ static __always_inline bool followed(int fd)
 
 	return bpf_map_lookup_elem(&conns, &key) != NULL;
 }
+
+/* Build and send a data event for the ret bytes transferred on fd. Payload:
+ * buf (a plain buffer), or iov/iovcnt (an iovec array) when iov is set, or
+ * none when both are NULL. */
 
 static __always_inline int on_data(int fd, long ret, __u8 sys, __u8 dir, const void *buf,
 				   const struct iovec *iov, __u64 iovcnt)

@@ -268,6 +268,17 @@ static void forget_exec_closed(struct tg_tracer *t, uint32_t tgid, uint64_t ts_n
 	}
 }
 
+/* Detach every probe p holds. */
+static void task_probes_destroy(struct task_probes *p)
+{
+	bpf_link__destroy(p->enter);
+	bpf_link__destroy(p->copy);
+	bpf_link__destroy(p->gc_start);
+	bpf_link__destroy(p->gc_done);
+	for (size_t j = 0; j < p->nset_add; j++)
+		bpf_link__destroy(p->set_add[j]);
+}
+
 static void task_probes_detach(struct tg_tracer *t, pid_t pid)
 {
 	for (size_t i = 0; i < t->nprobes; i++) {
@@ -275,12 +286,7 @@ static void task_probes_detach(struct tg_tracer *t, pid_t pid)
 
 		if (p->pid != pid)
 			continue;
-		bpf_link__destroy(p->enter);
-		bpf_link__destroy(p->copy);
-		bpf_link__destroy(p->gc_start);
-		bpf_link__destroy(p->gc_done);
-		for (size_t j = 0; j < p->nset_add; j++)
-			bpf_link__destroy(p->set_add[j]);
+		task_probes_destroy(p);
 		*p = t->probes[--t->nprobes];
 		return;
 	}
@@ -298,15 +304,19 @@ static struct bpf_link *attach_or_warn(struct bpf_link *l, pid_t pid, const char
 	return NULL;
 }
 
-/* Keep p in t->probes; false when out of memory. */
-static bool task_probes_add(struct tg_tracer *t, const struct task_probes *p)
+/* Keep p in t->probes; when out of memory, detach its probes instead (they
+ * could never be detached later) and return false. */
+static bool task_probes_add(struct tg_tracer *t, struct task_probes *p)
 {
 	if (t->nprobes == t->cprobes) {
 		size_t c = t->cprobes ? t->cprobes * 2 : 8;
 		struct task_probes *n = realloc(t->probes, c * sizeof(*n));
 
-		if (!n)
+		if (!n) {
+			tg_warn("pid %d: out of memory: no per-task probes", (int)p->pid);
+			task_probes_destroy(p);
 			return false;
+		}
 		t->probes = n;
 		t->cprobes = c;
 	}

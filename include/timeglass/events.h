@@ -255,10 +255,9 @@ enum tg_task_kind {
 struct tg_ev_task {
 	struct tg_ev_hdr hdr;
 	__u64 ctx;	  /* see enum tg_task_kind */
-	__u64 parent;	  /* TG_TASK_LINK: the Context current at creation. TG_TASK_ENTER: the
-			     Context of the same-process thread that last woke this one (a
-			     thread-pool hand-off; a hint, for a Context whose creation was not
-			     seen), else 0. */
+	__u64 parent;	  /* TG_TASK_LINK: the Context current at creation. Otherwise 0 (the
+			     field stays for the event layout; TG_TASK_ENTER's wake-up hint was
+			     removed, docs/attribution.md). */
 	__u64 minflt;	  /* thread tid's minor page faults (task->min_flt), cumulative */
 	__u64 majflt;	  /* thread tid's major page faults (task->maj_flt), cumulative */
 	__u64 heap_bytes; /* bytes thread tid added to the address space (anonymous mmap and brk
