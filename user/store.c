@@ -234,6 +234,20 @@ static const char deferred_indexes[] =
     "CREATE INDEX IF NOT EXISTS requests_duration ON requests(run_id, duration_ns);"
     "CREATE INDEX IF NOT EXISTS requests_cpu ON requests(run_id, cpu_ns) WHERE cpu_ns IS NOT NULL;";
 
+/* A run written into a file that holds ended runs finds the deferred
+ * indexes built, and would update three of them at random places for every
+ * row: 5 -> 16 us of tracer CPU per /hello request (docs/performance.md,
+ * "A file that already holds runs"). begin_run drops them instead and
+ * end_run builds them again over every row (3.5 us a row here), when the
+ * file's earlier requests are at most reindex_max (default below: about
+ * 3.5 s at the end of the run). A larger file keeps them, and the log says
+ * what that costs and how to avoid it. */
+static const char drop_deferred_indexes[] = "DROP INDEX IF EXISTS requests_endpoint;"
+					    "DROP INDEX IF EXISTS requests_endpoint_duration;"
+					    "DROP INDEX IF EXISTS requests_duration;"
+					    "DROP INDEX IF EXISTS requests_cpu;";
+#define REINDEX_MAX_ROWS 1000000
+
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == TG_SCHEMA_VERSION,
 	       "one migration per schema version");
 
@@ -405,6 +419,8 @@ struct tg_store {
 	pthread_t thread;
 	int64_t run_id;		 /* 0: no run yet */
 	int64_t next_request_id; /* the next id add_request_id hands out */
+	int64_t reindex_max;	 /* see drop_deferred_indexes */
+	bool reindex;		 /* this run dropped them: end_run's build is a rebuild */
 	uint64_t mono_to_epoch_ns;
 	struct tg_store_stats stats;
 	struct tg_walckpt *ckpt; /* NULL: SQLite's own checkpoints */
@@ -617,6 +633,7 @@ struct tg_store *tg_store__open(const char *path, char *err, size_t errlen)
 		ret = -ENOMEM;
 		goto fail;
 	}
+	s->reindex_max = REINDEX_MAX_ROWS;
 	pthread_mutex_init(&s->db_lock, NULL);
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->not_full, NULL);
@@ -1505,6 +1522,34 @@ static void commit_job(struct tg_store *s)
 	}
 }
 
+/* Before a run is written into a file whose requests go up to id last:
+ * drop the deferred indexes when they are cheap enough to build again at
+ * the end (drop_deferred_indexes), else keep them and say what that costs.
+ * db_lock held. Returns whether they were dropped. */
+static bool drop_deferred(struct tg_store *s, int64_t last)
+{
+	if (last > s->reindex_max) {
+		tg_warn(
+		    "store: this file already holds %lld requests; the new ones update its indexes "
+		    "as they are written (about 3x the tracer's CPU per request). A new --db "
+		    "file per run costs less",
+		    (long long)last);
+		return false;
+	}
+	if (sqlite3_exec(s->db, drop_deferred_indexes, NULL, NULL, NULL) != SQLITE_OK) {
+		tg_warn("store: cannot drop the request indexes while the run is written: %s",
+			sqlite3_errmsg(s->db));
+		return false;
+	}
+	return true;
+}
+
+void tg_store__set_reindex_max(struct tg_store *s, int64_t rows)
+{
+	if (s)
+		s->reindex_max = rows;
+}
+
 int tg_store__begin_run(struct tg_store *s, const struct tg_run_info *info, int64_t *run_id)
 {
 	sqlite3_stmt *st = NULL;
@@ -1544,6 +1589,8 @@ int tg_store__begin_run(struct tg_store *s, const struct tg_run_info *info, int6
 	else if (!ret)
 		ret = -EIO;
 	sqlite3_finalize(st);
+	if (!ret && next_id > 1)
+		s->reindex = drop_deferred(s, next_id - 1);
 	pthread_mutex_unlock(&s->db_lock);
 	if (ret)
 		return ret;
@@ -1837,8 +1884,18 @@ int tg_store__end_run(struct tg_store *s, uint64_t ended_ns, uint64_t events, ui
 		rc = sqlite3_step(st);
 		rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
 	}
-	if (rc == SQLITE_OK)
+	if (rc == SQLITE_OK) {
+		struct timespec t0, t1;
+		double secs;
+
+		clock_gettime(CLOCK_MONOTONIC, &t0);
 		rc = sqlite3_exec(s->db, deferred_indexes, NULL, NULL, NULL);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+		if (s->reindex && secs >= 1.0)
+			tg_info("store: indexed the file's requests in %.1f s", secs);
+		s->reindex = false;
+	}
 	if (rc != SQLITE_OK) {
 		tg_err("store: cannot close run %lld: %s", (long long)id, sqlite3_errmsg(s->db));
 		ret = -EIO;

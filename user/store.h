@@ -45,8 +45,18 @@ struct tg_store;
 struct tg_store *tg_store__open(const char *path, char *err, size_t errlen);
 
 /* Insert a row into runs and make it the run that later rows belong to.
+ * When the file holds earlier runs' requests (up to the reindex limit,
+ * tg_store__set_reindex_max), the indexes tg_store__end_run builds are
+ * dropped first, so that the new rows do not update them one by one; the
+ * end of the run builds them again over every row.
  * Returns 0 or -errno; *run_id gets the new id. Synchronous. */
 int tg_store__begin_run(struct tg_store *s, const struct tg_run_info *info, int64_t *run_id);
+
+/* The largest number of earlier requests (by id) for which
+ * tg_store__begin_run drops the deferred indexes (default 1,000,000: about
+ * 3.5 s of index building at the end of the run here). Above it they are
+ * kept, updated row by row, and a warning says so. For tests and tuning. */
+void tg_store__set_reindex_max(struct tg_store *s, int64_t rows);
 
 /* Record that pid became a target of the current run (cmdline may be NULL;
  * seen_ns is CLOCK_MONOTONIC ns, converted like a request's times). Queued.

@@ -251,6 +251,57 @@ static void test_schema_created(void **state)
 	assert_int_equal(query_int(f->path, "PRAGMA user_version"), TG_SCHEMA_VERSION);
 }
 
+/* A run of n requests on the file at path, ended. reindex_max < 0: the
+ * default limit. */
+static void write_run(const char *path, uint32_t n, int64_t reindex_max, int dropped_indexes)
+{
+	struct tg_run_info info = {.started_ns = EPOCH_OFF, .mono_to_epoch_ns = EPOCH_OFF};
+	char err[256] = "";
+	struct tg_store *s = tg_store__open(path, err, sizeof(err));
+	struct tg_request r;
+
+	assert_non_null(s);
+	if (reindex_max >= 0)
+		tg_store__set_reindex_max(s, reindex_max);
+	assert_int_equal(tg_store__begin_run(s, &info, NULL), 0);
+	/* while this run is written: only requests_start, unless kept */
+	assert_int_equal(query_int(path, INDEX_COUNT), dropped_indexes ? 1 : 4);
+	for (uint32_t i = 0; i < n; i++) {
+		make_req(&r, i);
+		assert_int_equal(tg_store__add_request(s, &r), 0);
+	}
+	assert_int_equal(tg_store__end_run(s, EPOCH_OFF + 1, 0, 0), 0);
+	assert_int_equal(query_int(path, INDEX_COUNT), 4);
+	tg_store__close(s);
+}
+
+/* A second run into a file that holds an ended run does not update the
+ * deferred indexes row by row: they are dropped at its start and built again
+ * over every row at its end, unless the file holds more requests than the
+ * reindex limit. */
+static void test_later_run_rebuilds_indexes(void **state)
+{
+	struct fx *f = *state;
+	char err[256] = "";
+	struct tg_store *s = tg_store__open(f->path, err, sizeof(err));
+
+	assert_non_null(s);
+	tg_store__close(s);
+	assert_int_equal(query_int(f->path, INDEX_COUNT), 1);
+	write_run(f->path, 50, -1, 1);	/* first run: nothing to drop */
+	write_run(f->path, 30, -1, 1);	/* 50 earlier requests: dropped */
+	write_run(f->path, 20, 79, 0);	/* 80 earlier requests > 79: kept */
+	write_run(f->path, 10, 100, 1); /* 100 <= 100: dropped */
+	assert_int_equal(query_int(f->path, "SELECT count(*) FROM requests"), 110);
+	/* the rebuilt indexes cover every run's rows */
+	assert_int_equal(query_int(f->path, "SELECT count(*) FROM requests INDEXED BY"
+					    " requests_duration WHERE run_id > 0"),
+			 110);
+	assert_int_equal(query_int(f->path, "SELECT count(*) FROM requests INDEXED BY"
+					    " requests_endpoint WHERE run_id = 2"),
+			 30);
+}
+
 static void test_migrates_empty_file(void **state)
 {
 	struct fx *f = *state;
@@ -1134,6 +1185,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_refuses_unwritable, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_add_before_run, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_schema_created, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_later_run_rebuilds_indexes, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_migrates_empty_file, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_batching_round_trip, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_edge_values, setup, teardown),
