@@ -28,6 +28,7 @@ the untraced arm's.
 
 import argparse
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -105,6 +106,11 @@ def main():
     if os.geteuid() != 0:
         sys.exit("floor.py: run as root (bpftrace and timeglass attach BPF programs)")
     arms = ["untraced"] + (args.arm or ["bpftrace-5tp", "tg-capture", "tg-no-task", "tg-default"])
+    if "bpftrace-5tp" in arms and not shutil.which("bpftrace"):
+        sys.exit("floor.py: the bpftrace-5tp arm needs bpftrace (apt-get install bpftrace); "
+                 "or choose the arms with --arm")
+    if not os.access(args.timeglass, os.X_OK):
+        sys.exit(f"floor.py: {args.timeglass} is not built (make)")
     port = overhead.free_port()
     app = subprocess.Popen([overhead.PY, "-m", "uvicorn", "app:app", "--app-dir",
                             os.path.join(overhead.REPO, "examples"), "--host", "127.0.0.1",
