@@ -40,6 +40,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import overhead  # noqa: E402  (the app, wrk and tracer helpers)
 
 FIVE_TP = ("read", "write", "writev", "recvfrom", "sendto")
+ARMS = ["bpftrace-5tp", "tg-capture", "tg-no-task", "tg-default"]
 
 
 class Bpftrace:
@@ -79,13 +80,15 @@ def arm_starter(name, args, app_pid, tmpdir, n):
 
 def one_run(name, args, app_pid, port, tmpdir, n):
     tracer = arm_starter(name, args, app_pid, tmpdir, n)
-    a0 = overhead.cpu_seconds(app_pid)
-    t0 = overhead.cpu_seconds(tracer.proc.pid) if tracer else 0.0
-    requests, rps, _ = overhead.wrk(args, port, args.seconds, args.path)
-    a1 = overhead.cpu_seconds(app_pid)
-    t1 = overhead.cpu_seconds(tracer.proc.pid) if tracer else 0.0
-    if tracer:
-        tracer.stop()
+    try:
+        a0 = overhead.cpu_seconds(app_pid)
+        t0 = overhead.cpu_seconds(tracer.proc.pid) if tracer else 0.0
+        requests, rps, _ = overhead.wrk(args, port, args.seconds, args.path)
+        a1 = overhead.cpu_seconds(app_pid)
+        t1 = overhead.cpu_seconds(tracer.proc.pid) if tracer else 0.0
+    finally:
+        if tracer:
+            tracer.stop()
     cpu_us = ((a1 - a0) + (t1 - t0)) / requests * 1e6
     print(f"  {name:13s} {rps:9.0f} req/s  CPU/req {cpu_us:6.1f} us "
           f"(app {(a1 - a0) / requests * 1e6:.1f}, tracer {(t1 - t0) / requests * 1e6:.1f})",
@@ -98,14 +101,16 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--seconds", type=int, default=8)
     ap.add_argument("--path", default="/hello")
-    ap.add_argument("--arm", action="append", default=None,
+    ap.add_argument("--arm", action="append", default=None, choices=ARMS,
                     help="arms to run besides untraced (default: all)")
     ap.add_argument("--timeglass", default=os.path.join(overhead.REPO, "build", "timeglass"))
     args = ap.parse_args()
     args.threads, args.connections = 1, 32
     if os.geteuid() != 0:
         sys.exit("floor.py: run as root (bpftrace and timeglass attach BPF programs)")
-    arms = ["untraced"] + (args.arm or ["bpftrace-5tp", "tg-capture", "tg-no-task", "tg-default"])
+    if args.rounds < 1 or args.seconds < 1:
+        sys.exit("floor.py: --rounds and --seconds must be at least 1")
+    arms = ["untraced"] + (args.arm or ARMS)
     if "bpftrace-5tp" in arms and not shutil.which("bpftrace"):
         sys.exit("floor.py: the bpftrace-5tp arm needs bpftrace (apt-get install bpftrace); "
                  "or choose the arms with --arm")

@@ -20,6 +20,7 @@
  * trap (0xcc) while probed, their own byte when not.
  * x86-64 only.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -67,11 +68,13 @@ int main(void)
 		double t0 = now_ns();
 
 		unsigned char first;
+		uintptr_t code;
 
 		for (long k = 0; k < N; k++)
 			sum += fns[i].fn(k);
 		printf("%-8s %8.0f ns per call", fns[i].name, (now_ns() - t0) / N);
-		memcpy(&first, (const void *)fns[i].fn, 1);
+		memcpy(&code, &fns[i].fn, sizeof(code)); /* the function's address */
+		memcpy(&first, (const void *)code, 1);
 		printf("  first byte now 0x%02x%s\n", first,
 		       first == 0xe8 && fns[i].fn == f_nop5 ? " (optimized: a call)" : "");
 	}

@@ -8,7 +8,8 @@
  * (duration_ns, id) or (cpu_ns, id): the cursor holds the last row's sort
  * value and id, so a page costs an index range scan of `limit` rows whatever
  * its depth (requests_start always; requests_duration and requests_cpu once
- * the run has ended, a sorted scan before; docs/
+ * the run has ended and no later run is being written to the file, a sorted
+ * scan otherwise; docs/
  * serve.md gives the costs on a live run). q matches a substring of path,
  * case-sensitively: LIKE with its wildcards escaped narrows, instr() decides.
  */
@@ -519,7 +520,9 @@ static bool has_index(sqlite3 *db, const char *name)
 }
 
 /*
- * Slowest first without the duration index (a live run): instead of sorting
+ * Slowest first without the duration index (a live run, or an ended one
+ * while a later run is written to the file: user/store.c drops the index
+ * then): instead of sorting
  * the whole run, visit its seconds in decreasing order of their slowest
  * request (rollup_series keeps max_duration_ns per second) and take each
  * second's slowest matching rows through the start index. Once limit + 1

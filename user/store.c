@@ -235,13 +235,13 @@ static const char deferred_indexes[] =
     "CREATE INDEX IF NOT EXISTS requests_cpu ON requests(run_id, cpu_ns) WHERE cpu_ns IS NOT NULL;";
 
 /* A run written into a file that holds ended runs finds the deferred
- * indexes built, and would update three of them at random places for every
- * row: 5 -> 16 us of tracer CPU per /hello request (docs/performance.md,
- * "A file that already holds runs"). begin_run drops them instead and
- * end_run builds them again over every row (3.5 us a row here), when the
- * file's earlier requests are at most reindex_max (default below: about
- * 3.5 s at the end of the run). A larger file keeps them, and the log says
- * what that costs and how to avoid it. */
+ * indexes built, and would update three of them (four with per-request CPU
+ * on) at random places for every row: 5 -> 16 us of tracer CPU per /hello
+ * request with --no-task-cpu (docs/performance.md, "A file that already
+ * holds runs"). begin_run drops them instead and end_run builds them again
+ * over every row of the file (3.5-6.5 us a row here), when the file's
+ * earlier requests are at most reindex_max (default below). A larger file
+ * keeps them, and the log says what that costs and how to avoid it. */
 static const char drop_deferred_indexes[] = "DROP INDEX IF EXISTS requests_endpoint;"
 					    "DROP INDEX IF EXISTS requests_endpoint_duration;"
 					    "DROP INDEX IF EXISTS requests_duration;"
@@ -1522,17 +1522,40 @@ static void commit_job(struct tg_store *s)
 	}
 }
 
+/* How many of the deferred indexes the file has. db_lock held. */
+static int deferred_present(struct tg_store *s)
+{
+	sqlite3_stmt *st = NULL;
+	int n = 0;
+
+	if (sqlite3_prepare_v2(s->db,
+			       "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name IN"
+			       " ('requests_endpoint', 'requests_endpoint_duration',"
+			       " 'requests_duration', 'requests_cpu')",
+			       -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return n;
+}
+
 /* Before a run is written into a file whose requests go up to id last:
  * drop the deferred indexes when they are cheap enough to build again at
  * the end (drop_deferred_indexes), else keep them and say what that costs.
- * db_lock held. Returns whether they were dropped. */
+ * db_lock held. Returns whether end_run's build is a rebuild over the
+ * earlier runs' rows: they were dropped now, or are missing already (a
+ * tracer killed before its run ended). */
 static bool drop_deferred(struct tg_store *s, int64_t last)
 {
+	int present = deferred_present(s);
+
+	if (!present)
+		return true; /* missing already: end_run builds them, over every row */
 	if (last > s->reindex_max) {
 		tg_warn(
-		    "store: this file already holds %lld requests; the new ones update its indexes "
-		    "as they are written (about 3x the tracer's CPU per request). A new --db "
-		    "file per run costs less",
+		    "store: this file already holds requests up to id %lld; the new ones update "
+		    "its indexes as they are written (about 3x the tracer's CPU per request). A "
+		    "new --db file per run costs less",
 		    (long long)last);
 		return false;
 	}

@@ -53,9 +53,10 @@ struct tg_store *tg_store__open(const char *path, char *err, size_t errlen);
 int tg_store__begin_run(struct tg_store *s, const struct tg_run_info *info, int64_t *run_id);
 
 /* The largest number of earlier requests (by id) for which
- * tg_store__begin_run drops the deferred indexes (default 1,000,000: about
- * 3.5 s of index building at the end of the run here). Above it they are
- * kept, updated row by row, and a warning says so. For tests and tuning. */
+ * tg_store__begin_run drops the deferred indexes (default 1,000,000: 3.5-6.5
+ * s of index building per million rows in the file at the end of the run
+ * here). Above it they are kept, updated row by row, and a warning says so.
+ * For tests and tuning. */
 void tg_store__set_reindex_max(struct tg_store *s, int64_t rows);
 
 /* Record that pid became a target of the current run (cmdline may be NULL;
