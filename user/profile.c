@@ -599,6 +599,7 @@ int tg_profile__event(struct tg_profile *p, const void *ev, size_t size)
 
 		if (e->kind == TG_PROC_EXIT || e->kind == TG_PROC_EXEC) {
 			tg_pysym__forget(p->sym, (pid_t)h->pid);
+			tg_pytask__forget((pid_t)h->pid);
 			task_forget_proc(p, h->pid);
 		}
 	}

@@ -38,12 +38,106 @@
 #define FR_LOCALSPLUS 72
 #define MAX_ENTRIES 256 /* dict entries scanned */
 #define MAX_NAME 64	/* bytes compared of a name */
+#define CACHE_BITS 8
+#define CACHE_SLOTS (1U << CACHE_BITS) /* per cache */
+#define KEYS_READ 512		       /* bytes of a keys object read at once */
+
+/*
+ * Each read is a process_vm_readv (≈ 2-3 µs here: it pins the target's
+ * page), and a walk made about thirty, once per CPU sample: the tracer's
+ * largest cost of sampling (docs/performance.md). Two facts repeat from
+ * walk to walk and are kept per thread (the profile reads from one):
+ *  - a type object's tp_name, tp_flags and ht_cached_keys (types outlive
+ *    their instances; an entry goes stale only if a class is deleted and
+ *    another type takes its address, and every later step still checks
+ *    what it reads);
+ *  - whether the str object at an address is a given ASCII name (the
+ *    scope's keys and the coroutine's qualname are interned strings of
+ *    uvicorn's code, alive as long as it);
+ *  - where a name sits in a type's shared instance keys.
+ * A dict's keys object is also read with its entries in one go when small.
+ * Direct-mapped, keyed by (pid, address); tg_pytask__forget drops a
+ * process's entries when it exits or execs.
+ */
+struct type_fact {
+	pid_t pid; /* 0: empty */
+	uint64_t type;
+	uint64_t name_ptr, flags, cached_keys;
+	uint8_t have; /* HAVE_* */
+	char name[16];
+};
+#define HAVE_NAME 1
+#define HAVE_FLAGS 2
+#define HAVE_KEYS 4
+
+struct str_fact {
+	pid_t pid; /* 0: empty */
+	uint64_t addr;
+	int8_t is; /* 1: equals name, 0: does not */
+	char name[MAX_NAME + 1];
+};
+
+/* Where a name is in a type's shared keys (a split table's keys object):
+ * entries are only ever appended to those. */
+struct split_fact {
+	pid_t pid; /* 0: empty */
+	uint64_t keys;
+	int32_t index;
+	char name[MAX_NAME + 1];
+};
+
+static _Thread_local struct {
+	struct type_fact types[CACHE_SLOTS];
+	struct str_fact strs[CACHE_SLOTS];
+	struct split_fact splits[CACHE_SLOTS];
+	uint64_t reads;
+} cache;
+
+/* Multiplicative hashing, top bits: the builtin types' addresses differ
+ * only in a few middle bits. */
+static size_t slot(pid_t pid, uint64_t addr)
+{
+	uint64_t h = (addr ^ ((uint64_t)(uint32_t)pid << 40)) * 0x9e3779b97f4a7c15ULL;
+
+	return (size_t)(h >> (64 - CACHE_BITS));
+}
+
+void tg_pytask__forget(pid_t pid)
+{
+	for (size_t i = 0; i < CACHE_SLOTS; i++) {
+		if (cache.types[i].pid == pid)
+			cache.types[i].pid = 0;
+		if (cache.strs[i].pid == pid)
+			cache.strs[i].pid = 0;
+		if (cache.splits[i].pid == pid)
+			cache.splits[i].pid = 0;
+	}
+}
+
+uint64_t tg_pytask__reads(void)
+{
+	return cache.reads;
+}
 
 static int rd(pid_t pid, uint64_t addr, void *buf, size_t len)
 {
 	if (addr < 4096)
 		return -EINVAL;
+	cache.reads++;
 	return tg_pyruntime__read(pid, addr, buf, len);
+}
+
+/* The cache entry of type in pid (reset when it held another). */
+static struct type_fact *type_fact(pid_t pid, uint64_t type)
+{
+	struct type_fact *f = &cache.types[slot(pid, type)];
+
+	if (f->pid != pid || f->type != type) {
+		memset(f, 0, sizeof(*f));
+		f->pid = pid;
+		f->type = type;
+	}
+	return f;
 }
 
 static int rd_ptr(pid_t pid, uint64_t addr, uint64_t *val)
@@ -56,8 +150,28 @@ static bool is_311(const struct tg_py_offsets *off)
 	return off->major == 3 && off->minor == 11;
 }
 
-/* 1 when the str object at addr is the compact ASCII string s, 0 when not. */
+static int str_is_read(pid_t pid, const struct tg_py_offsets *off, uint64_t addr, const char *s);
+
+/* 1 when the str object at addr is the compact ASCII string s, 0 when not
+ * (remembered: see cache). */
 static int str_is(pid_t pid, const struct tg_py_offsets *off, uint64_t addr, const char *s)
+{
+	struct str_fact *f = &cache.strs[slot(pid, addr)];
+	int ret;
+
+	if (f->pid == pid && f->addr == addr && !strcmp(f->name, s))
+		return f->is;
+	ret = str_is_read(pid, off, addr, s);
+	if (ret >= 0 && strlen(s) <= MAX_NAME) {
+		f->pid = pid;
+		f->addr = addr;
+		f->is = (int8_t)ret;
+		strcpy(f->name, s);
+	}
+	return ret;
+}
+
+static int str_is_read(pid_t pid, const struct tg_py_offsets *off, uint64_t addr, const char *s)
 {
 	uint8_t buf[128 + MAX_NAME];
 	size_t n = strlen(s);
@@ -78,22 +192,53 @@ static int str_is(pid_t pid, const struct tg_py_offsets *off, uint64_t addr, con
 	return !memcmp(buf + off->str_ascii, s, n + 1);
 }
 
-/* 0 when the object at obj has type name tp (e.g. "tuple"), -EINVAL when not. */
+/* The word at offset at of f's type object into *val: from the cache
+ * (field, flag bit have) or read once. Returns 0 or a read's error. */
+static int type_word(pid_t pid, struct type_fact *f, uint8_t have, uint64_t at, uint64_t *field,
+		     uint64_t *val)
+{
+	if (!(f->have & have)) {
+		int ret = rd_ptr(pid, f->type + at, field);
+
+		if (ret)
+			return ret;
+		f->have |= have;
+	}
+	*val = *field;
+	return 0;
+}
+
+/* 0 when the object at obj has type name tp (e.g. "tuple", at most 15
+ * characters), -EINVAL when not. */
 static int type_is(pid_t pid, uint64_t obj, const char *tp)
 {
-	uint64_t type, name;
-	char buf[16];
+	struct type_fact *f;
+	uint64_t type;
+	char buf[16] = "";
 	size_t n = strlen(tp);
 	int ret;
 
+	if (n + 1 > sizeof(buf))
+		return -EINVAL;
 	ret = rd_ptr(pid, obj + OB_TYPE, &type);
-	if (!ret)
-		ret = rd_ptr(pid, type + TP_NAME, &name);
-	if (!ret)
-		ret = n + 1 > sizeof(buf) ? -EINVAL : rd(pid, name, buf, n + 1);
 	if (ret)
 		return ret;
-	return memcmp(buf, tp, n + 1) ? -EINVAL : 0;
+	f = type_fact(pid, type);
+	if (!(f->have & HAVE_NAME)) {
+		/* tp_name is a C string in the target: read what is there of the
+		 * first 16 bytes (a shorter name may end the mapping) */
+		ret = rd_ptr(pid, type + TP_NAME, &f->name_ptr);
+		if (!ret)
+			ret = rd(pid, f->name_ptr, buf, n + 1);
+		if (ret)
+			return ret;
+		if (memcmp(buf, tp, n + 1) != 0)
+			return -EINVAL; /* another name: not remembered (we read only n + 1 bytes)
+					 */
+		memcpy(f->name, buf, n + 1);
+		f->have |= HAVE_NAME;
+	}
+	return strcmp(f->name, tp) ? -EINVAL : 0;
 }
 
 /* Look key up in the keys object at keys: values at values (split table) or
@@ -101,25 +246,45 @@ static int type_is(pid_t pid, uint64_t obj, const char *tp)
 static int keys_get(pid_t pid, const struct tg_py_offsets *off, uint64_t keys, uint64_t values,
 		    const char *key, uint64_t *val)
 {
-	uint8_t hdr[DK_HDR];
-	uint64_t ents[MAX_ENTRIES * 3], nent, base;
-	size_t stride, i;
+	uint8_t first[KEYS_READ];
+	uint64_t ents[MAX_ENTRIES * 3], nent, at;
+	struct split_fact *sf = NULL;
+	size_t stride, i, len;
 	int64_t n;
 	int ret;
 
-	ret = rd(pid, keys, hdr, sizeof(hdr));
+	if (values && strlen(key) <= MAX_NAME) {
+		/* a type's shared keys: where the name is does not change */
+		sf = &cache.splits[slot(pid, keys)];
+		if (sf->pid == pid && sf->keys == keys && !strcmp(sf->name, key)) {
+			if (sf->index < 0)
+				return -ENOENT;
+			ret = rd_ptr(pid, values + (uint64_t)sf->index * 8, val);
+			return ret ? ret : *val ? 0 : -ENOENT;
+		}
+	}
+	/* The header, the index table and the entries in one read when they
+	 * fit (small dicts); the header alone when that read fails (a keys
+	 * object at the end of a mapping). */
+	ret = rd(pid, keys, first, sizeof(first));
+	len = sizeof(first);
+	if (ret == -EFAULT) {
+		ret = rd(pid, keys, first, DK_HDR);
+		len = DK_HDR;
+	}
 	if (ret)
 		return ret;
-	memcpy(&n, hdr + 24, sizeof(n));
-	if (hdr[9] > 40 || n < 0 || n > MAX_ENTRIES || hdr[10] > DK_KIND_SPLIT)
+	memcpy(&n, first + 24, sizeof(n));
+	if (first[9] > 40 || n < 0 || n > MAX_ENTRIES || first[10] > DK_KIND_SPLIT)
 		return -EINVAL;
-	stride = hdr[10] == DK_KIND_GENERAL ? 3 : 2;
+	stride = first[10] == DK_KIND_GENERAL ? 3 : 2;
 	nent = (uint64_t)n;
 	if (!nent)
 		return -ENOENT;
-	base = keys + DK_HDR + (1ULL << hdr[9]);
-	ret = rd(pid, base, ents, nent * stride * sizeof(uint64_t));
-	if (ret)
+	at = DK_HDR + (1ULL << first[9]);
+	if (at + nent * stride * sizeof(uint64_t) <= len)
+		memcpy(ents, first + at, nent * stride * sizeof(uint64_t));
+	else if ((ret = rd(pid, keys + at, ents, nent * stride * sizeof(uint64_t))))
 		return ret;
 	for (i = 0; i < nent; i++) {
 		uint64_t k = ents[i * stride + stride - 2];
@@ -131,6 +296,10 @@ static int keys_get(pid_t pid, const struct tg_py_offsets *off, uint64_t keys, u
 			return ret;
 		if (!ret)
 			continue;
+		if (sf) {
+			*sf = (struct split_fact){.pid = pid, .keys = keys, .index = (int32_t)i};
+			strcpy(sf->name, key);
+		}
 		ret = 0;
 		if (values)
 			ret = rd_ptr(pid, values + i * 8, val);
@@ -163,13 +332,16 @@ int tg_pytask__getattr(pid_t pid, const struct tg_py_offsets *off, uint64_t obj,
 		       uint64_t *val)
 {
 	uint64_t pre[2], type, flags, keys;
+	struct type_fact *f;
 	int ret;
 
 	if (!is_311(off))
 		return -ENOTSUP;
 	ret = rd_ptr(pid, obj + OB_TYPE, &type);
-	if (!ret)
-		ret = rd_ptr(pid, type + TP_FLAGS, &flags);
+	if (ret)
+		return ret;
+	f = type_fact(pid, type);
+	ret = type_word(pid, f, HAVE_FLAGS, TP_FLAGS, &f->flags, &flags);
 	if (ret)
 		return ret;
 	if (!(flags & TPFLAGS_MANAGED_DICT))
@@ -178,7 +350,7 @@ int tg_pytask__getattr(pid_t pid, const struct tg_py_offsets *off, uint64_t obj,
 	if (ret)
 		return ret;
 	if (pre[0]) {
-		ret = rd_ptr(pid, type + HT_CACHED_KEYS, &keys);
+		ret = type_word(pid, f, HAVE_KEYS, HT_CACHED_KEYS, &f->cached_keys, &keys);
 		return ret ? ret : keys_get(pid, off, keys, pre[0], name, val);
 	}
 	if (pre[1])

@@ -51,4 +51,13 @@ int tg_pytask__tuple_item(pid_t pid, uint64_t tuple, uint64_t i, uint64_t *val);
  * digit): 0 and *val; -ERANGE otherwise; errors as above. */
 int tg_pytask__small_int(pid_t pid, uint64_t addr, uint64_t *val);
 
+/* Forget what the reads above remember about process pid (type objects'
+ * names, flags and shared keys; which str objects are which names: see
+ * user/pytask.c), when it exits or execs. Per thread, like the memory. */
+void tg_pytask__forget(pid_t pid);
+
+/* How many reads of target memory this thread's calls above made: each is a
+ * process_vm_readv. For statistics and tests. */
+uint64_t tg_pytask__reads(void);
+
 #endif

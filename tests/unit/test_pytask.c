@@ -169,12 +169,49 @@ static void test_dict_and_attrs(void **state)
 	assert_int_equal(v, ch->huge);
 }
 
+/* The second walk of the same coroutine reads less of the target: what
+ * repeats (types, the scope's key strings, the qualname) is remembered, and
+ * gives the same answers; forgetting the process reads it all again. */
+static void test_walks_remember(void **state)
+{
+	struct child *ch = *state;
+	uint64_t r0, first, second, again;
+	uint16_t port = 0;
+
+	if (ch->skip)
+		skip();
+	tg_pytask__forget(ch->pid);
+	r0 = tg_pytask__reads();
+	assert_int_equal(tg_pytask__peer_port(ch->pid, &ch->off, ch->coro_c, &port), 0);
+	first = tg_pytask__reads() - r0;
+	assert_int_equal(port, 54321);
+	port = 0;
+	r0 = tg_pytask__reads();
+	assert_int_equal(tg_pytask__peer_port(ch->pid, &ch->off, ch->coro_c, &port), 0);
+	second = tg_pytask__reads() - r0;
+	assert_int_equal(port, 54321);
+	assert_true(second > 0);
+	print_message("reads per walk: %llu first, %llu remembered\n", (unsigned long long)first,
+		      (unsigned long long)second);
+	assert_true(second * 2 <= first); /* at least half saved */
+	/* remembered negatives stay negative, positives of other objects hold */
+	assert_int_equal(tg_pytask__peer_port(ch->pid, &ch->off, ch->coro_o, &port), -ENOENT);
+	assert_int_equal(tg_pytask__peer_port(ch->pid, &ch->off, ch->coro_d, &port), 0);
+	assert_int_equal(port, 8080);
+	tg_pytask__forget(ch->pid);
+	r0 = tg_pytask__reads();
+	assert_int_equal(tg_pytask__peer_port(ch->pid, &ch->off, ch->coro_c, &port), 0);
+	again = tg_pytask__reads() - r0;
+	assert_int_equal(again, first);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_not_supported_and_bad_addresses),
 	    cmocka_unit_test(test_peer_ports),
 	    cmocka_unit_test(test_dict_and_attrs),
+	    cmocka_unit_test(test_walks_remember),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
