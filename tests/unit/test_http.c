@@ -975,6 +975,28 @@ static void test_head_scanner_common_shapes(void **state)
 	assert_true(h.chunked);
 }
 
+/* A header whose name only starts with "transfer-encoding", next to a
+ * Content-Length: libhttp_parser 2.9 takes the first as Transfer-Encoding
+ * and refuses the pair, so the scanner leaves such blocks to it and the two
+ * agree (the fuzz target's crash of 2026-11-26, reduced). */
+static void test_head_scanner_transfer_encoding_prefix(void **state)
+{
+	static const char resp[] = "HTTP/1.0 120 \r\ntransfer-encodingT12: 0\r\n"
+				   "content-length: 5\r\n\r\n";
+	static const char other[] = "HTTP/1.0 200 \r\ntransfer-encodin: 0\r\n"
+				    "content-length: 5\r\n\r\n";
+	struct tg_http_head h;
+
+	(void)state;
+	assert_false(tg_httphead__parse_fast((const uint8_t *)resp, sizeof(resp) - 1, true, &h));
+	assert_false(tg_httphead__parse_full((const uint8_t *)resp, sizeof(resp) - 1, true, &h));
+	/* a shorter name is any other header: both take it */
+	assert_true(tg_httphead__parse_fast((const uint8_t *)other, sizeof(other) - 1, true, &h));
+	assert_int_equal(h.length, 5);
+	assert_true(tg_httphead__parse_full((const uint8_t *)other, sizeof(other) - 1, true, &h));
+	assert_int_equal(h.length, 5);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1013,6 +1035,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_gap_during_request_headers, setup, teardown),
 	    cmocka_unit_test(test_head_scanner_agrees_with_http_parser),
 	    cmocka_unit_test(test_head_scanner_common_shapes),
+	    cmocka_unit_test(test_head_scanner_transfer_encoding_prefix),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
