@@ -54,6 +54,21 @@ struct pid_routes {
 	struct tg_routes *routes;
 };
 
+/* The route a (pid, method, path) got, for the next request with the same
+ * ones: matching walks every template of the app (a few hundred ns per
+ * request), and most requests repeat paths. Valid while routes_gen is the
+ * pipeline's (set_routes bumps it). Longer paths are not remembered. */
+#define ROUTE_MEMO_N 64 /* power of two */
+#define ROUTE_MEMO_PATH 128
+struct route_memo {
+	uint64_t gen; /* 0: empty */
+	uint32_t pid;
+	bool guessed;
+	char method[TG_METHOD_LEN];
+	char path[ROUTE_MEMO_PATH];
+	char route[TG_ROUTE_LEN];
+};
+
 struct tg_pipeline {
 	struct tg_pipeline_cfg cfg;
 	struct tg_pipeline_stats stats;
@@ -69,6 +84,8 @@ struct tg_pipeline {
 	const struct tg_ev_data *feeding;    /* the data event being fed to a reassembler */
 	const struct tg_ev_tls *feeding_tls; /* the TLS event releasing held ones */
 	size_t tls_held_at_end;		     /* never tied to a connection: lost */
+	uint64_t routes_gen;		     /* bumped when a pid's routes change */
+	struct route_memo memo[ROUTE_MEMO_N];
 };
 
 static uint64_t fd_key(uint32_t pid, int32_t fd)
@@ -117,6 +134,7 @@ struct tg_pipeline *tg_pipeline__new(const struct tg_pipeline_cfg *cfg)
 	if (!p)
 		return NULL;
 	p->cfg = *cfg;
+	p->routes_gen = 1; /* 0 marks an empty memo slot */
 	if (!p->cfg.npg_ports) {
 		p->cfg.pg_ports[0] = 5432;
 		p->cfg.npg_ports = 1;
@@ -193,6 +211,7 @@ int tg_pipeline__set_routes(struct tg_pipeline *p, uint32_t pid, const char *rou
 		tg_routes__free(t);
 		return err;
 	}
+	p->routes_gen++; /* every remembered route may change */
 	for (i = 0; i < p->nroutes; i++) {
 		if (p->routes[i].pid == pid) {
 			tg_routes__free(p->routes[i].routes);
@@ -235,12 +254,46 @@ static bool port_ignored(const struct tg_pipeline *p, uint16_t port)
 	return false;
 }
 
+/* req's route from pid's routes (else the heuristics: TG_REQ_ROUTE_GUESSED),
+ * for its method and path (the target without its query), through the memo. */
+static void set_route(struct tg_pipeline *p, struct tg_request *req, const char *path, size_t n)
+{
+	uint64_t h = 1469598103934665603ULL ^ req->pid; /* FNV-1a */
+	struct route_memo *m;
+	bool guessed;
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (uint8_t)path[i]) * 1099511628211ULL;
+	for (const char *c = req->method; *c; c++)
+		h = (h ^ (uint8_t)*c) * 1099511628211ULL;
+	m = &p->memo[h & (ROUTE_MEMO_N - 1)];
+	if (m->gen == p->routes_gen && m->pid == req->pid && !strcmp(m->method, req->method) &&
+	    !strcmp(m->path, path)) {
+		memcpy(req->route, m->route, sizeof(req->route));
+		req->flags |= m->guessed ? TG_REQ_ROUTE_GUESSED : 0;
+		return;
+	}
+	guessed = !tg_route__match(tg_pipeline__routes(p, req->pid), req->method, path, req->route,
+				   sizeof(req->route));
+	if (guessed) {
+		tg_route__heuristic(path, req->route, sizeof(req->route));
+		req->flags |= TG_REQ_ROUTE_GUESSED;
+	}
+	if (n >= sizeof(m->path) || strlen(req->method) >= sizeof(m->method))
+		return;
+	m->gen = p->routes_gen;
+	m->pid = req->pid;
+	m->guessed = guessed;
+	memcpy(m->method, req->method, strlen(req->method) + 1);
+	memcpy(m->path, path, n + 1);
+	memcpy(m->route, req->route, sizeof(m->route));
+}
+
 /* The reassembler finished an exchange of connection c (ctx). */
 static void on_exchange(void *ctx, struct tg_request *req)
 {
 	struct conn *c = ctx;
 	struct tg_pipeline *p = c->p;
-	const struct tg_routes *routes;
 	char path[TG_TARGET_LEN];
 	int64_t id;
 	size_t n;
@@ -253,12 +306,8 @@ static void on_exchange(void *ctx, struct tg_request *req)
 	n = strcspn(req->target, "?");
 	memcpy(path, req->target, n);
 	path[n] = '\0';
-	routes = tg_pipeline__routes(p, c->pid);
-	if (!(req->flags & TG_REQ_HTTP2) &&
-	    !tg_route__match(routes, req->method, path, req->route, sizeof(req->route))) {
-		tg_route__heuristic(path, req->route, sizeof(req->route));
-		req->flags |= TG_REQ_ROUTE_GUESSED;
-	}
+	if (!(req->flags & TG_REQ_HTTP2))
+		set_route(p, req, path, n);
 	/* The write that completed the exchange: its thread's on-CPU time then
 	 * bounds the request's CPU (0 when it ended otherwise: close, finish). */
 	if (p->feeding && p->feeding->dir == TG_DIR_OUT && p->feeding->hdr.ts_ns == req->end_ns) {

@@ -137,6 +137,50 @@ static void test_routes_event(void **state)
 	tg_pipeline__free(p);
 }
 
+/* Requests that repeat a method and path get the same route as the first
+ * (remembered), a path of another method or pid its own, and a change of a
+ * pid's routes applies to the next request at once. */
+static void test_routes_remembered_until_changed(void **state)
+{
+	static const char *const reqs[] = {
+	    "GET /items/42 HTTP/1.1\r\n\r\n",	 "GET /items/42 HTTP/1.1\r\n\r\n",
+	    "DELETE /items/42 HTTP/1.1\r\n\r\n", "GET /items/42?x=1 HTTP/1.1\r\n\r\n",
+	    "GET /users/7 HTTP/1.1\r\n\r\n",	 "GET /users/7 HTTP/1.1\r\n\r\n",
+	};
+	/* (a template of another method still names the path: route.h) */
+	static const char *const want[] = {"/items/{item_id}", "/items/{item_id}",
+					   "/items/{item_id}", "/items/{item_id}",
+					   "/users/{id}",      "/users/{id}"};
+	struct sink s;
+	struct tg_pipeline *p = new_pipe(&s);
+	uint32_t seq = 0;
+	uint64_t ts = 2000;
+
+	(void)state;
+	assert_int_equal(tg_pipeline__set_routes(p, 100, "GET /items/{item_id}\n"), 0);
+	feed_conn(p, 100, 7, 1, 40000, 1000);
+	for (size_t i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++) {
+		feed_data(p, 100, 7, 1, seq++, TG_DIR_IN, reqs[i], ts += 1000);
+		feed_data(p, 100, 7, 1, seq++, TG_DIR_OUT, resp_ok, ts += 1000);
+		assert_int_equal(s.n, (int)i + 1);
+		assert_string_equal(s.reqs[i].route, want[i]);
+		assert_int_equal(!!(s.reqs[i].flags & TG_REQ_ROUTE_GUESSED),
+				 !!strcmp(want[i], "/items/{item_id}"));
+	}
+	/* the app's routes change: the remembered guess goes */
+	assert_int_equal(tg_pipeline__set_routes(p, 100, "GET /users/{user_id}\n"), 0);
+	feed_data(p, 100, 7, 1, seq++, TG_DIR_IN, reqs[4], ts += 1000);
+	feed_data(p, 100, 7, 1, seq++, TG_DIR_OUT, resp_ok, ts += 1000);
+	assert_string_equal(s.reqs[s.n - 1].route, "/users/{user_id}");
+	assert_false(s.reqs[s.n - 1].flags & TG_REQ_ROUTE_GUESSED);
+	feed_data(p, 100, 7, 1, seq++, TG_DIR_IN, reqs[0], ts += 1000);
+	feed_data(p, 100, 7, 1, seq++, TG_DIR_OUT, resp_ok, ts += 1000);
+	assert_string_equal(s.reqs[s.n - 1].route, "/items/{id}"); /* no template for it now */
+	assert_true(s.reqs[s.n - 1].flags & TG_REQ_ROUTE_GUESSED);
+	tg_pipeline__finish(p, ts + 1000);
+	tg_pipeline__free(p);
+}
+
 /* The same pid:fd announced again without a close in between: the old
  * connection's pending exchange is finished (incomplete), the new one is
  * fresh and does not inherit its state. */
@@ -328,6 +372,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_one_request),
 	    cmocka_unit_test(test_routes_event),
+	    cmocka_unit_test(test_routes_remembered_until_changed),
 	    cmocka_unit_test(test_fd_reuse_without_close),
 	    cmocka_unit_test(test_lost_events),
 	    cmocka_unit_test(test_whole_exchange_lost),
