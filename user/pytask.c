@@ -78,7 +78,8 @@ struct str_fact {
 };
 
 /* Where a name is in a type's shared keys (a split table's keys object):
- * entries are only ever appended to those. */
+ * entries are only ever appended to those, so a place found stays right
+ * (an absent name is not remembered: it may be appended later). */
 struct split_fact {
 	pid_t pid; /* 0: empty */
 	uint64_t keys;
@@ -257,8 +258,6 @@ static int keys_get(pid_t pid, const struct tg_py_offsets *off, uint64_t keys, u
 		/* a type's shared keys: where the name is does not change */
 		sf = &cache.splits[slot(pid, keys)];
 		if (sf->pid == pid && sf->keys == keys && !strcmp(sf->name, key)) {
-			if (sf->index < 0)
-				return -ENOENT;
 			ret = rd_ptr(pid, values + (uint64_t)sf->index * 8, val);
 			return ret ? ret : *val ? 0 : -ENOENT;
 		}

@@ -242,10 +242,9 @@ static const char deferred_indexes[] =
  * over every row of the file (3.5-6.5 us a row here), when the file's
  * earlier requests are at most reindex_max (default below). A larger file
  * keeps them, and the log says what that costs and how to avoid it. */
-static const char drop_deferred_indexes[] = "DROP INDEX IF EXISTS requests_endpoint;"
-					    "DROP INDEX IF EXISTS requests_endpoint_duration;"
-					    "DROP INDEX IF EXISTS requests_duration;"
-					    "DROP INDEX IF EXISTS requests_cpu;";
+/* The names of deferred_indexes' indexes. */
+static const char *const deferred_names[] = {"requests_endpoint", "requests_endpoint_duration",
+					     "requests_duration", "requests_cpu"};
 #define REINDEX_MAX_ROWS 1000000
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == TG_SCHEMA_VERSION,
@@ -419,7 +418,7 @@ struct tg_store {
 	pthread_t thread;
 	int64_t run_id;		 /* 0: no run yet */
 	int64_t next_request_id; /* the next id add_request_id hands out */
-	int64_t reindex_max;	 /* see drop_deferred_indexes */
+	int64_t reindex_max;	 /* see deferred_names */
 	bool reindex;		 /* this run dropped them: end_run's build is a rebuild */
 	uint64_t mono_to_epoch_ns;
 	struct tg_store_stats stats;
@@ -1522,32 +1521,40 @@ static void commit_job(struct tg_store *s)
 	}
 }
 
-/* How many of the deferred indexes the file has. db_lock held. */
-static int deferred_present(struct tg_store *s)
+/* Run sql (with one %s) for each of deferred_names; with count, count the
+ * statements that return a row. db_lock held. Returns the count, or -1
+ * when a statement fails. */
+static int each_deferred(struct tg_store *s, const char *sql, bool count)
 {
-	sqlite3_stmt *st = NULL;
 	int n = 0;
 
-	if (sqlite3_prepare_v2(s->db,
-			       "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name IN"
-			       " ('requests_endpoint', 'requests_endpoint_duration',"
-			       " 'requests_duration', 'requests_cpu')",
-			       -1, &st, NULL) == SQLITE_OK &&
-	    sqlite3_step(st) == SQLITE_ROW)
-		n = sqlite3_column_int(st, 0);
-	sqlite3_finalize(st);
+	for (size_t i = 0; i < sizeof(deferred_names) / sizeof(deferred_names[0]); i++) {
+		sqlite3_stmt *st = NULL;
+		char q[160];
+		int rc;
+
+		snprintf(q, sizeof(q), sql, deferred_names[i]);
+		rc = sqlite3_prepare_v2(s->db, q, -1, &st, NULL);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_step(st);
+		sqlite3_finalize(st);
+		if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+			return -1;
+		n += count && rc == SQLITE_ROW;
+	}
 	return n;
 }
 
 /* Before a run is written into a file whose requests go up to id last:
  * drop the deferred indexes when they are cheap enough to build again at
- * the end (drop_deferred_indexes), else keep them and say what that costs.
+ * the end (deferred_names), else keep them and say what that costs.
  * db_lock held. Returns whether end_run's build is a rebuild over the
  * earlier runs' rows: they were dropped now, or are missing already (a
  * tracer killed before its run ended). */
 static bool drop_deferred(struct tg_store *s, int64_t last)
 {
-	int present = deferred_present(s);
+	int present = each_deferred(
+	    s, "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = '%s'", true);
 
 	if (!present)
 		return true; /* missing already: end_run builds them, over every row */
@@ -1559,7 +1566,7 @@ static bool drop_deferred(struct tg_store *s, int64_t last)
 		    (long long)last);
 		return false;
 	}
-	if (sqlite3_exec(s->db, drop_deferred_indexes, NULL, NULL, NULL) != SQLITE_OK) {
+	if (present < 0 || each_deferred(s, "DROP INDEX IF EXISTS %s", false) < 0) {
 		tg_warn("store: cannot drop the request indexes while the run is written: %s",
 			sqlite3_errmsg(s->db));
 		return false;
