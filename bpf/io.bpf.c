@@ -20,7 +20,8 @@
  *    are walked with bpf_loop (kernel >= 5.17).
  *  - tp_btf/sched_switch: per-thread on-CPU time (task storage), carried by
  *    every event as hdr.oncpu_ns; with tp_btf/sched_wakeup, runnable time
- *    (runq_ns).
+ *    (runq_ns). Neither is loaded with --no-task-cpu (track_oncpu off:
+ *    hdr.oncpu_ns is 0), which has no use for them.
  *  - tp_btf/sched_process_{fork,exec,exit}: TG_EV_PROC; forked children of
  *    traced processes become traced (follow_children). An exec forgets what
  *    the maps and the thread's storage cached about the old image.
@@ -66,6 +67,11 @@ const volatile __u32 pg_capture_bytes = TG_HEAD_MAX;  /* head bytes on PostgreSQ
 const volatile bool follow_children = true;	      /* trace processes forked by traced ones */
 const volatile __u32 py_max_frames = TG_PY_MAX_STEPS; /* frame steps per sample; 0: no stack */
 const volatile bool py_task_ctx = true; /* read tstate->context and its ctx_vars per sample */
+/* Keep per-thread on-CPU time (hdr.oncpu_ns): off with --no-task-cpu, whose
+ * requests get no CPU figures; userspace then also leaves the scheduler
+ * programs unloaded (sched_switch and sched_wakeup fire on every context
+ * switch of the machine). */
+const volatile bool track_oncpu = true;
 
 /* Globals shared with userspace through the skeleton's mmapped .bss. */
 __u64 next_conn_id; /* conn ids handed out are next_conn_id + 1 (first is 1) */
@@ -201,6 +207,8 @@ static __always_inline __u64 cur_oncpu(struct tstate *s, __u64 now)
 		s->traced = 1;
 		s->epoch = traced_epoch;
 	}
+	if (!track_oncpu)
+		return 0;
 	if (s->last_in_ns && now >= s->last_in_ns)
 		return s->oncpu_ns + (now - s->last_in_ns);
 	s->last_in_ns = now;

@@ -436,6 +436,8 @@ static size_t uvwrite_attach_calls(struct tg_tracer *t, struct task_probes *p, c
 			return 0;
 		}
 		p->set_add[p->nset_add++] = l;
+		tg_debug("pid %d: uvloop write probe at %s+0x%llx", (int)p->pid, mapped,
+			 (unsigned long long)off[i]);
 	}
 	return n;
 }
@@ -637,6 +639,13 @@ static int set_tunables(struct tg_tracer *t, const struct tg_tracer_cfg *cfg, ch
 	t->skel->rodata->follow_children = cfg ? cfg->follow_children != 0 : true;
 	if (!cfg || !cfg->sample_hz)
 		bpf_program__set_autoload(t->skel->progs.tg_sample, false);
+	if (t->no_task_probes) {
+		/* No CPU per request: nothing reads hdr.oncpu_ns or runq_ns,
+		 * and the two programs run on every context switch. */
+		t->skel->rodata->track_oncpu = false;
+		bpf_program__set_autoload(t->skel->progs.tg_sched_switch, false);
+		bpf_program__set_autoload(t->skel->progs.tg_sched_wakeup, false);
+	}
 	if (ncpus <= 0) {
 		snprintf(err, errlen, "cannot count possible CPUs: %s", strerror(-ncpus));
 		return ncpus ? ncpus : -EINVAL;

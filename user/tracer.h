@@ -32,7 +32,9 @@ struct tg_tracer_cfg {
 	uint32_t pg_capture_bytes; /* 0: TG_HEAD_MAX (16 KiB; clamped to it) */
 	/* Per-task accounting (bpf/task.bpf.h): uprobes on CPython's Context
 	 * entry and creation, gc USDT probes, attached to every CPython target
-	 * at add_pid (and its forks and execs). Set to turn them off. */
+	 * at add_pid (and its forks and execs). Set to turn them off; the
+	 * scheduler programs are then not loaded either and every event's
+	 * hdr.oncpu_ns is 0 (nothing reads it without them). */
 	int no_task_probes;
 };
 

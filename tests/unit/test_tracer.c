@@ -440,6 +440,65 @@ static void test_existing_connection_is_announced_and_followed(void **state)
 	seen_free(&s);
 }
 
+/* Burn about ms milliseconds of this thread's CPU. */
+static void burn_cpu(long ms)
+{
+	struct timespec t0, t;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
+	do
+		clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+	while ((t.tv_sec - t0.tv_sec) * 1000L + (t.tv_nsec - t0.tv_nsec) / 1000000L < ms);
+}
+
+/* The on-CPU time two data events of this thread carry, 20 ms of CPU apart,
+ * from a tracer opened with cfg. */
+static void oncpu_of_two_events(const struct tg_tracer_cfg *cfg, uint64_t *first, uint64_t *second)
+{
+	struct seen s = {0};
+	char err[256] = "", buf[16];
+	struct tg_tracer *tr = tg_tracer__open(cfg, collect, &s, err, sizeof(err));
+	const struct tg_ev_data *d;
+	struct tcp t;
+
+	if (!tr)
+		fail_msg("tg_tracer__open: %s", err);
+	assert_int_equal(tg_tracer__add_pid(tr, getpid()), 0);
+	tcp_open(&t, AF_INET);
+	assert_int_equal(send(t.cfd, "one", 3, 0), 3);
+	assert_int_equal(recv(t.sfd, buf, sizeof(buf), 0), 3);
+	burn_cpu(20);
+	assert_int_equal(send(t.cfd, "two", 3, 0), 3);
+	assert_int_equal(recv(t.sfd, buf, sizeof(buf), 0), 3);
+	for (int round = 0; round < 40 && !find_data(&s, t.sfd, 1); round++)
+		assert_true(tg_tracer__poll(tr, 50) >= 0);
+	d = find_data(&s, t.sfd, 0);
+	assert_non_null(d);
+	*first = d->hdr.oncpu_ns;
+	d = find_data(&s, t.sfd, 1);
+	assert_non_null(d);
+	*second = d->hdr.oncpu_ns;
+	tcp_close(&t);
+	tg_tracer__close(tr);
+	seen_free(&s);
+}
+
+/* Events carry the thread's on-CPU time, except with the task probes off
+ * (--no-task-cpu), where the scheduler programs are not loaded. */
+static void test_oncpu_only_with_task_probes(void **state)
+{
+	struct tg_tracer_cfg cfg = {.follow_children = 1};
+	uint64_t a, b;
+
+	(void)state;
+	oncpu_of_two_events(&cfg, &a, &b);
+	assert_true(b >= a + 15 * 1000000ULL); /* the 20 ms burnt between them */
+	cfg.no_task_probes = 1;
+	oncpu_of_two_events(&cfg, &a, &b);
+	assert_int_equal(a, 0);
+	assert_int_equal(b, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -449,6 +508,7 @@ int main(void)
 	    cmocka_unit_test_setup(test_accept_read_writev_close_ipv4, need_root),
 	    cmocka_unit_test_setup(test_accept_read_writev_close_ipv6, need_root),
 	    cmocka_unit_test_setup(test_msg_syscalls, need_root),
+	    cmocka_unit_test_setup(test_oncpu_only_with_task_probes, need_root),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
