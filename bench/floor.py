@@ -19,12 +19,16 @@ Arms, run in a rotating order for --rounds rounds of `wrk -t1 -c32 -dSECONDS`:
                   probe (the one hook that ties a queued write to its task on
                   uvloop, bpf/uvwrite.bpf.h); the sites are the ones
                   `timeglass trace --debug` reports for this app process
+    burn          no tracer: a process that burns --burn-duty of one CPU in 1 ms
+                  slices (5 %: about what tg-capture's tracer process takes at
+                  /hello's rate); is the app slowed by a neighbour's CPU alone?
     tg-capture    timeglass trace --no-task-cpu --sample-hz 0: HTTP capture,
                   storage, no per-request CPU probes, no sampling
     tg-no-task    timeglass trace --no-task-cpu (sampling at the default 99 Hz)
+    tg-999        timeglass trace --no-task-cpu --sample-hz 999 (the most it takes)
     tg-default    timeglass trace with every default on
 
-For each arm: the median requests/s and CPU per request (app + the tracing
+burn and tg-999 are run only when asked for (--arm). For each arm: the median requests/s and CPU per request (app + the tracing
 process, utime+stime from /proc/PID/stat), and the ratios of those medians to
 the untraced arm's.
 
@@ -52,7 +56,28 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import overhead  # noqa: E402  (the app, wrk and tracer helpers)
 
 FIVE_TP = ("read", "write", "writev", "recvfrom", "sendto")
-ARMS = ["bpftrace-5tp", "bpftrace-sql", "tg-capture", "tg-no-task", "tg-default"]
+ARMS = ["bpftrace-5tp", "bpftrace-sql", "burn", "tg-capture", "tg-no-task", "tg-999",
+        "tg-default"]
+BURNER = """
+import sys, time
+duty = float(sys.argv[1])
+while True:
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < duty * 1e-3:
+        pass
+    time.sleep((1 - duty) * 1e-3)
+"""
+
+
+class Burner:
+    """A process burning duty of one CPU in 1 ms periods (the burn arm)."""
+
+    def __init__(self, duty):
+        self.proc = subprocess.Popen([sys.executable, "-c", BURNER, str(duty)])
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(10)
 SITE_RE = re.compile(r"uvloop write probe at (\S+)\+0x([0-9a-f]+)")
 
 
@@ -121,8 +146,11 @@ def arm_starter(name, args, app_pid, tmpdir, n):
         return Bpftrace(app_pid)
     if name == "bpftrace-sql":
         return Bpftrace(app_pid, args.sites)
+    if name == "burn":
+        return Burner(args.burn_duty)
     extra = {"tg-capture": ["--no-task-cpu", "--sample-hz", "0"],
              "tg-no-task": ["--no-task-cpu"],
+             "tg-999": ["--no-task-cpu", "--sample-hz", "999"],
              "tg-default": []}[name] + pg_args(args)
     tracer = overhead.Tracer(args.timeglass, app_pid, os.path.join(tmpdir, f"{name}{n}.db"), extra)
     time.sleep(0.5)  # the initial /proc scan and /openapi.json fetch
@@ -154,6 +182,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--seconds", type=int, default=8)
     ap.add_argument("--path", default=None, help="default /hello (/db/items/1 with --db-endpoint)")
+    ap.add_argument("--burn-duty", type=float, default=0.05,
+                    help="the burn arm's share of one CPU (default 0.05)")
     ap.add_argument("--db-endpoint", action="store_true",
                     help="a throw-away PostgreSQL for the app; loads /db/items/1")
     ap.add_argument("--arm", action="append", default=None, choices=ARMS,
@@ -165,8 +195,8 @@ def main():
         sys.exit("floor.py: run as root (bpftrace and timeglass attach BPF programs)")
     if args.rounds < 1 or args.seconds < 1:
         sys.exit("floor.py: --rounds and --seconds must be at least 1")
-    arms = ["untraced"] + (args.arm or [a for a in ARMS
-                                        if a != "bpftrace-sql" or args.db_endpoint])
+    arms = ["untraced"] + (args.arm or [a for a in ARMS if a not in ("burn", "tg-999") and
+                                        (a != "bpftrace-sql" or args.db_endpoint)])
     if "bpftrace-sql" in arms and not args.db_endpoint:
         sys.exit("floor.py: the bpftrace-sql arm needs --db-endpoint")
     args.path = args.path or (overhead.DB_PATH if args.db_endpoint else "/hello")

@@ -424,6 +424,18 @@ static pid_t start_command(char **argv, int *go_fd)
 	return pid;
 }
 
+/* Whether pid's per-task accounting sees every Context switch and creation:
+ * its requests then name the Contexts they ran in, and samples need no task
+ * read (tg_profile_cfg.contexts_known). ctx: the struct trace. */
+static bool contexts_known(void *ctx, uint32_t pid)
+{
+	const struct trace *tr = ctx;
+	int bits = tr->tracer ? tg_tracer__task_probes(tr->tracer, (pid_t)pid) : 0;
+
+	return (bits & (TG_TASK_PROBES_ENTER | TG_TASK_PROBES_LINK)) ==
+	       (TG_TASK_PROBES_ENTER | TG_TASK_PROBES_LINK);
+}
+
 static void reap_child(struct trace *tr)
 {
 	int st;
@@ -690,6 +702,8 @@ int cmd_trace(int argc, char **argv)
 	scfg.targets = targets;
 	scfg.sample_hz = tcfg.sample_hz;
 	scfg.live_symbols = true;
+	scfg.contexts_known = contexts_known;
+	scfg.contexts_ctx = &tr;
 	if (serve) {
 		scfg_srv.db_path = scfg.db_path;
 		if (tg_server__apply_token_policy(&scfg_srv, token, sizeof(token))) {

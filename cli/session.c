@@ -168,6 +168,8 @@ int tg_session__open(struct tg_session *s, const struct tg_session_cfg *cfg, cha
 	pfcfg.sample_hz = cfg->sample_hz;
 	pfcfg.emit = emit_pysym;
 	pfcfg.ctx = s;
+	pfcfg.contexts_known = cfg->contexts_known;
+	pfcfg.contexts_ctx = cfg->contexts_ctx;
 	s->prof = tg_profile__new(&pfcfg);
 	if (!s->prof) {
 		snprintf(err, errlen, "out of memory");

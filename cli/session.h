@@ -45,6 +45,10 @@ struct tg_session_cfg {
 	const char *targets; /* for the runs table */
 	uint32_t sample_hz;  /* the tracer's sampling rate, for runs.sample_hz (0: off/unknown) */
 	bool live_symbols;   /* symbolise samples from the live processes (trace, not replay) */
+	/* Optional, live: whether pid's requests name every Context they ran in
+	 * (per-task accounting on), see tg_profile_cfg.contexts_known. */
+	bool (*contexts_known)(void *ctx, uint32_t pid);
+	void *contexts_ctx;
 	uint64_t mono_to_epoch_ns;
 	uint64_t started_ns; /* epoch ns */
 };

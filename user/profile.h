@@ -40,12 +40,21 @@ struct tg_profile_cfg {
 	tg_profile_emit_fn emit; /* optional: called for each frame symbolised live */
 	void *ctx;
 	uint64_t horizon_ns; /* attribution horizon (attrib.h); 0: 30 s */
+	/* Optional, live: whether pid's requests will name every Context they
+	 * ran in (per-task accounting is on for it: tg_request.set_keys). Its
+	 * samples are then attributed by their Context alone, and their task
+	 * is not read for its connection's peer port (a dozen reads of the
+	 * target per new task, ≈ 40 µs: most of what a sample cost the tracer
+	 * on a CPU-heavy endpoint). NULL: every pid is read. */
+	bool (*contexts_known)(void *ctx, uint32_t pid);
+	void *contexts_ctx;
 };
 
 struct tg_profile_stats {
 	uint64_t samples;    /* TG_EV_SAMPLE events taken */
 	uint64_t attributed; /* samples resolved to a request */
 	uint64_t tasks;	     /* request tasks resolved to a connection (live reads) */
+	uint64_t by_context; /* samples left to their Context (cfg.contexts_known): no read */
 	uint64_t symbolised; /* frames symbolised (live reads or TG_EV_PYSYM) */
 	uint64_t unknown;    /* frames that could not be symbolised */
 	uint64_t malformed;  /* events rejected */

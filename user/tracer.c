@@ -640,11 +640,17 @@ static int set_tunables(struct tg_tracer *t, const struct tg_tracer_cfg *cfg, ch
 	if (!cfg || !cfg->sample_hz)
 		bpf_program__set_autoload(t->skel->progs.tg_sample, false);
 	if (t->no_task_probes) {
-		/* No CPU per request: nothing reads hdr.oncpu_ns or runq_ns,
-		 * and the two programs run on every context switch. */
+		/* No CPU per request: nothing reads hdr.oncpu_ns, runq_ns or
+		 * heap_bytes (TASK events carry them), and these programs run
+		 * on every context switch, mmap, brk and mprotect of the
+		 * machine; sys_enter_mprotect is the only enter tracepoint,
+		 * whose callback every syscall then pays. */
 		t->skel->rodata->track_oncpu = false;
 		bpf_program__set_autoload(t->skel->progs.tg_sched_switch, false);
 		bpf_program__set_autoload(t->skel->progs.tg_sched_wakeup, false);
+		bpf_program__set_autoload(t->skel->progs.tg_exit_mmap, false);
+		bpf_program__set_autoload(t->skel->progs.tg_exit_brk, false);
+		bpf_program__set_autoload(t->skel->progs.tg_enter_mprotect, false);
 	}
 	if (ncpus <= 0) {
 		snprintf(err, errlen, "cannot count possible CPUs: %s", strerror(-ncpus));

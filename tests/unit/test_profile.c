@@ -256,6 +256,14 @@ static void pysym(struct tg_profile *p, const char *text, int want)
 	feed(p, ev, size, want);
 }
 
+/* End p, write what it queued, and read its counters into st. */
+static void finish_and_count(struct tg_profile *p, struct fx *f, struct tg_profile_stats *st)
+{
+	tg_profile__finish(p);
+	assert_int_equal(tg_store__flush(f->store), 0);
+	tg_profile__stats(p, st);
+}
+
 /* Replay path: symbols from TG_EV_PYSYM, samples held until their request
  * (same task key, inside its window) claims them; per-endpoint and
  * per-request graphs read back right. */
@@ -303,9 +311,7 @@ static void test_attribute_and_fold(void **state)
 	FEED(sample(500, KEY_A, alpha, 2, &size), 0); /* after: held */
 	idb = add_request(f, "POST", "/b", KEY_B, 139, 150, &rb);
 	tg_profile__request(p, &rb, idb);
-	tg_profile__finish(p);
-	assert_int_equal(tg_store__flush(f->store), 0);
-	tg_profile__stats(p, &st);
+	finish_and_count(p, f, &st);
 	assert_int_equal(st.malformed, 4);
 	assert_int_equal(st.samples, 8);
 	assert_int_equal(st.attributed, 6);
@@ -410,9 +416,7 @@ static void test_task_lines_attribute_by_peer(void **state)
 	idc = add_request(f, "GET", "/c", 0xc1, 250, 350, &rc);
 	snprintf(rc.peer, sizeof(rc.peer), "127.0.0.1:5001");
 	tg_profile__request(p, &rc, idc);
-	tg_profile__finish(p);
-	assert_int_equal(tg_store__flush(f->store), 0);
-	tg_profile__stats(p, &st);
+	finish_and_count(p, f, &st);
 	assert_int_equal(st.malformed, 4);
 	assert_int_equal(st.samples, 5);
 	assert_int_equal(st.attributed, 3);
@@ -424,6 +428,71 @@ static void test_task_lines_attribute_by_peer(void **state)
 	tg_store__close(f->store);
 	f->store = NULL;
 	tg_profile__free(p);
+}
+
+struct known {
+	bool answer;
+	int calls;
+	uint32_t pid;
+};
+
+static bool contexts_known(void *ctx, uint32_t pid)
+{
+	struct known *k = ctx;
+
+	k->calls++;
+	k->pid = pid;
+	return k->answer;
+}
+
+/* Live, a process whose requests name their Contexts (per-task accounting
+ * on) has its samples attributed by Context without the task read; one
+ * that does not is read (here the test process, which runs no CPython: the
+ * read fails and the sample stays with its Context key too). */
+static void check_contexts_known(struct fx *f, bool answer)
+{
+	struct known k = {.answer = answer};
+	struct tg_profile_cfg cfg = {
+	    .store = f->store, .live = true, .contexts_known = contexts_known, .contexts_ctx = &k};
+	struct tg_profile *p = tg_profile__new(&cfg);
+	const uint32_t me = (uint32_t)getpid();
+	struct tg_profile_stats st;
+	struct tg_ev_sample *e;
+	struct tg_request ra;
+	int64_t ida;
+	size_t size;
+
+	assert_non_null(p);
+	for (uint64_t ts = 100; ts < 130; ts += 10) {
+		e = task_sample(ts, 0x7f0000100000ULL, KEY_A, &size);
+		e->hdr.pid = me;
+		FEED(e, 0);
+	}
+	e = task_sample(125, 0, KEY_A, &size); /* no task: not asked */
+	e->hdr.pid = me;
+	FEED(e, 0);
+	ida = add_request(f, "GET", "/a", KEY_A, 90, 200, &ra);
+	ra.pid = me;
+	tg_profile__request(p, &ra, ida);
+	finish_and_count(p, f, &st);
+	assert_int_equal(st.samples, 4);
+	assert_int_equal(st.attributed, 4);
+	assert_int_equal(count_for(f, ida), 4);
+	assert_int_equal(st.tasks, 0);
+	assert_int_equal(k.calls, 3);
+	assert_int_equal(k.pid, me);
+	assert_int_equal(st.by_context, answer ? 3 : 0);
+	tg_profile__free(p);
+}
+
+static void test_contexts_known_skips_task_reads(void **state)
+{
+	struct fx *f = *state;
+
+	check_contexts_known(f, true);
+	check_contexts_known(f, false);
+	tg_store__close(f->store);
+	f->store = NULL;
 }
 
 /* Freed without finish (an error path): held samples are dropped, no leak. */
@@ -451,6 +520,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_cache_reset_after_rollback, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_attribute_and_fold, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_task_lines_attribute_by_peer, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_contexts_known_skips_task_reads, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_free_unfinished, setup, teardown),
 	};
 
