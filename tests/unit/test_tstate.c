@@ -59,9 +59,11 @@ static int need_root(void **state)
 	return 0;
 }
 
+/* Per-task accounting on (the heap programs are loaded only then); this
+ * process runs no CPython, so no Context probes are placed in it. */
 static struct tg_tracer *open_tracer(void)
 {
-	struct tg_tracer_cfg cfg = {.no_task_probes = 1};
+	struct tg_tracer_cfg cfg = {0};
 	char err[512];
 	struct tg_tracer *tr = tg_tracer__open(&cfg, on_event, NULL, err, sizeof(err));
 
