@@ -19,9 +19,10 @@ Arms, run in a rotating order for --rounds rounds of `wrk -t1 -c32 -dSECONDS`:
                   probe (the one hook that ties a queued write to its task on
                   uvloop, bpf/uvwrite.bpf.h); the sites are the ones
                   `timeglass trace --debug` reports for this app process
-    burn          no tracer: a process that burns --burn-duty of one CPU in 1 ms
-                  slices (5 %: about what tg-capture's tracer process takes at
-                  /hello's rate); is the app slowed by a neighbour's CPU alone?
+    burn          no tracer: a process that spins for --burn-duty of every 1 ms
+                  (0.05; with the loop's own overhead it takes ≈ 7 % of a CPU,
+                  printed as its "tracer" CPU), not pinned; is the app slowed
+                  by a neighbour's CPU alone?
     tg-capture    timeglass trace --no-task-cpu --sample-hz 0: HTTP capture,
                   storage, no per-request CPU probes, no sampling
     tg-no-task    timeglass trace --no-task-cpu (sampling at the default 99 Hz)
@@ -106,7 +107,9 @@ def uvloop_sites(args, app_pid, tmpdir):
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=60).stderr
     sites = [(m.group(1), int(m.group(2), 16)) for m in SITE_RE.finditer(out)]
     if not sites:
-        sys.exit("floor.py: timeglass reported no uvloop write probe sites:\n" + out[-2000:])
+        sys.exit("floor.py: timeglass reported no uvloop write probe sites (it probes them in "
+                 "uvloop's module; a build it cannot read gets PySet_Add itself, which this arm "
+                 "does not imitate):\n" + out[-2000:])
     return [(path, file_offset_to_vaddr(path, off)) for path, off in sites]
 
 
@@ -200,21 +203,24 @@ def main():
     if "bpftrace-sql" in arms and not args.db_endpoint:
         sys.exit("floor.py: the bpftrace-sql arm needs --db-endpoint")
     args.path = args.path or (overhead.DB_PATH if args.db_endpoint else "/hello")
-    if "bpftrace-5tp" in arms and not shutil.which("bpftrace"):
-        sys.exit("floor.py: the bpftrace-5tp arm needs bpftrace (apt-get install bpftrace); "
+    if any(a.startswith("bpftrace") for a in arms) and not shutil.which("bpftrace"):
+        sys.exit("floor.py: the bpftrace arms need bpftrace (apt-get install bpftrace); "
                  "or choose the arms with --arm")
+    if not 0 < args.burn_duty < 1:
+        sys.exit("floor.py: --burn-duty must be between 0 and 1")
     if not os.access(args.timeglass, os.X_OK):
         sys.exit(f"floor.py: {args.timeglass} is not built (make)")
     args.pg = overhead.PgCluster() if args.db_endpoint else None
     env = dict(os.environ, DATABASE_URL=args.pg.url) if args.pg else None
     port = overhead.free_port()
-    app = subprocess.Popen([overhead.PY, "-m", "uvicorn", "app:app", "--app-dir",
-                            os.path.join(overhead.REPO, "examples"), "--host", "127.0.0.1",
-                            "--port", str(port), "--loop", "uvloop", "--http", "httptools",
-                            "--log-level", "warning", "--no-access-log"],
-                           stdout=subprocess.DEVNULL, env=env)
     results = {a: [] for a in arms}
+    app = None
     try:
+        app = subprocess.Popen([overhead.PY, "-m", "uvicorn", "app:app", "--app-dir",
+                                os.path.join(overhead.REPO, "examples"), "--host", "127.0.0.1",
+                                "--port", str(port), "--loop", "uvloop", "--http", "httptools",
+                                "--log-level", "warning", "--no-access-log"],
+                               stdout=subprocess.DEVNULL, env=env)
         overhead.wait_ready(port)
         overhead.wrk(args, port, 2, args.path)  # warm-up
         with tempfile.TemporaryDirectory(prefix="tg-floor-") as tmpdir:
@@ -228,8 +234,9 @@ def main():
                 for name in order:
                     results[name].append(one_run(name, args, app.pid, port, tmpdir, r))
     finally:
-        app.send_signal(signal.SIGTERM)
-        app.wait(15)
+        if app:
+            app.send_signal(signal.SIGTERM)
+            app.wait(15)
         if args.pg:
             args.pg.stop()
     base_rps = statistics.median(x[0] for x in results["untraced"])

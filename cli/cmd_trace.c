@@ -424,16 +424,18 @@ static pid_t start_command(char **argv, int *go_fd)
 	return pid;
 }
 
-/* Whether pid's per-task accounting sees every Context switch and creation:
- * its requests then name the Contexts they ran in, and samples need no task
- * read (tg_profile_cfg.contexts_known). ctx: the struct trace. */
+/* Whether pid's per-task accounting sees every Context switch (on either
+ * loop) and creation: its requests then name the Contexts they ran in, and
+ * samples need no task read (tg_profile_cfg.contexts_known). A runtime
+ * whose stdlib-loop entries cannot be probed keeps the read. ctx: the
+ * struct trace. */
 static bool contexts_known(void *ctx, uint32_t pid)
 {
+	const int all = TG_TASK_PROBES_ENTER | TG_TASK_PROBES_LINK | TG_TASK_PROBES_ASYNCIO;
 	const struct trace *tr = ctx;
 	int bits = tr->tracer ? tg_tracer__task_probes(tr->tracer, (pid_t)pid) : 0;
 
-	return (bits & (TG_TASK_PROBES_ENTER | TG_TASK_PROBES_LINK)) ==
-	       (TG_TASK_PROBES_ENTER | TG_TASK_PROBES_LINK);
+	return (bits & all) == all;
 }
 
 static void reap_child(struct trace *tr)
