@@ -16,6 +16,7 @@
 #include <cjson/cJSON.h>
 
 #include "flamegraph.h"
+#include "hash.h"
 
 #define NO_NAME UINT32_MAX
 
@@ -42,13 +43,7 @@ struct tg_fg {
 
 static uint64_t fnv1a(const char *s, size_t len)
 {
-	uint64_t h = 1469598103934665603ULL;
-
-	for (size_t i = 0; i < len; i++) {
-		h ^= (unsigned char)s[i];
-		h *= 1099511628211ULL;
-	}
-	return h;
+	return tg_fnv1a(TG_FNV1A_SEED, s, len);
 }
 
 static uint64_t mix64(uint64_t x)

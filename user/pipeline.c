@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "hash.h"
 #include "http.h"
 #include "log.h"
 #include "procscan.h"
@@ -258,14 +259,11 @@ static bool port_ignored(const struct tg_pipeline *p, uint16_t port)
  * for its method and path (the target without its query), through the memo. */
 static void set_route(struct tg_pipeline *p, struct tg_request *req, const char *path, size_t n)
 {
-	uint64_t h = 1469598103934665603ULL ^ req->pid; /* FNV-1a */
+	uint64_t h = tg_fnv1a(TG_FNV1A_SEED ^ req->pid, path, n);
 	struct route_memo *m;
 	bool guessed;
 
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ (uint8_t)path[i]) * 1099511628211ULL;
-	for (const char *c = req->method; *c; c++)
-		h = (h ^ (uint8_t)*c) * 1099511628211ULL;
+	h = tg_fnv1a(h, req->method, strlen(req->method));
 	m = &p->memo[h & (ROUTE_MEMO_N - 1)];
 	if (m->gen == p->routes_gen && m->pid == req->pid && !strcmp(m->method, req->method) &&
 	    !strcmp(m->path, path)) {

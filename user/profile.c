@@ -21,7 +21,7 @@
  * "task PID CORO CTX PORT FROM" so replay uses the same ports. Not done for
  * a process whose requests name every Context they ran in (per-task
  * accounting on: cfg.contexts_known): the sample's Context is claimed by its
- * request, and the reads (≈ 40 µs a new task) are saved.
+ * request, and the reads (≈ 23 µs a new task) are saved.
  */
 #include "profile.h"
 

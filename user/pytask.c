@@ -45,7 +45,7 @@
 /*
  * Each read is a process_vm_readv (≈ 2-3 µs here: it pins the target's
  * page), and a walk made about thirty, once per CPU sample: the tracer's
- * largest cost of sampling (docs/performance.md). Two facts repeat from
+ * largest cost of sampling (docs/performance.md). Three facts repeat from
  * walk to walk and are kept per thread (the profile reads from one):
  *  - a type object's tp_name, tp_flags and ht_cached_keys (types outlive
  *    their instances; an entry goes stale only if a class is deleted and
@@ -233,9 +233,9 @@ static int type_is(pid_t pid, uint64_t obj, const char *tp)
 			ret = rd(pid, f->name_ptr, buf, n + 1);
 		if (ret)
 			return ret;
+		/* another name is not remembered: only n + 1 bytes were read */
 		if (memcmp(buf, tp, n + 1) != 0)
-			return -EINVAL; /* another name: not remembered (we read only n + 1 bytes)
-					 */
+			return -EINVAL;
 		memcpy(f->name, buf, n + 1);
 		f->have |= HAVE_NAME;
 	}

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "attrib.h"
+#include "hash.h"
 #include "cstr.h"
 #include "sqlnorm.h"
 #include "u64map.h"
@@ -78,12 +79,8 @@ static void resolve(void *ctx, void *item, int64_t request_id)
 
 static uint64_t fnv1a(const char *s)
 {
-	uint64_t h = 0xcbf29ce484222325ULL;
+	uint64_t h = tg_fnv1a(TG_FNV1A_SEED, s, strlen(s));
 
-	for (; *s; s++) {
-		h ^= (uint8_t)*s;
-		h *= 0x100000001b3ULL;
-	}
 	return h == 0 || h == UINT64_MAX ? 1 : h;
 }
 

@@ -227,12 +227,14 @@ static const char *const migrations[] = {
  * inserts at random places, and keeping them up to date cost 2-5 us of writer
  * CPU per row each (docs/schema.md, "Indexes"), more than the rest of the
  * insert. Readers of a live run get the same answers, from scans. */
-static const char deferred_indexes[] =
-    "CREATE INDEX IF NOT EXISTS requests_endpoint ON requests(run_id, method, route, start_ns);"
-    "CREATE INDEX IF NOT EXISTS requests_endpoint_duration"
-    " ON requests(run_id, method, route, duration_ns);"
-    "CREATE INDEX IF NOT EXISTS requests_duration ON requests(run_id, duration_ns);"
-    "CREATE INDEX IF NOT EXISTS requests_cpu ON requests(run_id, cpu_ns) WHERE cpu_ns IS NOT NULL;";
+static const struct {
+	const char *name, *on;
+} deferred[] = {
+    {"requests_endpoint", "requests(run_id, method, route, start_ns)"},
+    {"requests_endpoint_duration", "requests(run_id, method, route, duration_ns)"},
+    {"requests_duration", "requests(run_id, duration_ns)"},
+    {"requests_cpu", "requests(run_id, cpu_ns) WHERE cpu_ns IS NOT NULL"},
+};
 
 /* A run written into a file that holds ended runs finds the deferred
  * indexes built, and would update three of them (four with per-request CPU
@@ -242,9 +244,6 @@ static const char deferred_indexes[] =
  * over every row of the file (3.5-6.5 us a row here), when the file's
  * earlier requests are at most reindex_max (default below). A larger file
  * keeps them, and the log says what that costs and how to avoid it. */
-/* The names of deferred_indexes' indexes. */
-static const char *const deferred_names[] = {"requests_endpoint", "requests_endpoint_duration",
-					     "requests_duration", "requests_cpu"};
 #define REINDEX_MAX_ROWS 1000000
 
 _Static_assert(sizeof(migrations) / sizeof(migrations[0]) == TG_SCHEMA_VERSION,
@@ -418,7 +417,7 @@ struct tg_store {
 	pthread_t thread;
 	int64_t run_id;		 /* 0: no run yet */
 	int64_t next_request_id; /* the next id add_request_id hands out */
-	int64_t reindex_max;	 /* see deferred_names */
+	int64_t reindex_max;	 /* see REINDEX_MAX_ROWS */
 	bool reindex;		 /* this run dropped them: end_run's build is a rebuild */
 	uint64_t mono_to_epoch_ns;
 	struct tg_store_stats stats;
@@ -1521,40 +1520,49 @@ static void commit_job(struct tg_store *s)
 	}
 }
 
-/* Run sql (with one %s) for each of deferred_names; with count, count the
- * statements that return a row. db_lock held. Returns the count, or -1
- * when a statement fails. */
-static int each_deferred(struct tg_store *s, const char *sql, bool count)
+enum deferred_op { DEFERRED_COUNT, DEFERRED_DROP, DEFERRED_CREATE };
+
+/* Count (in sqlite_master), drop or create (if missing) each of the
+ * deferred indexes. db_lock held. Returns how many exist (COUNT) or 0, or
+ * -1 when a statement fails (sqlite3_errmsg says why). */
+static int each_deferred(struct tg_store *s, enum deferred_op op)
 {
 	int n = 0;
 
-	for (size_t i = 0; i < sizeof(deferred_names) / sizeof(deferred_names[0]); i++) {
+	for (size_t i = 0; i < sizeof(deferred) / sizeof(deferred[0]); i++) {
 		sqlite3_stmt *st = NULL;
-		char q[160];
+		char q[256];
 		int rc;
 
-		snprintf(q, sizeof(q), sql, deferred_names[i]);
+		if (op == DEFERRED_COUNT)
+			snprintf(q, sizeof(q),
+				 "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = '%s'",
+				 deferred[i].name);
+		else if (op == DEFERRED_DROP)
+			snprintf(q, sizeof(q), "DROP INDEX IF EXISTS %s", deferred[i].name);
+		else
+			snprintf(q, sizeof(q), "CREATE INDEX IF NOT EXISTS %s ON %s",
+				 deferred[i].name, deferred[i].on);
 		rc = sqlite3_prepare_v2(s->db, q, -1, &st, NULL);
 		if (rc == SQLITE_OK)
 			rc = sqlite3_step(st);
 		sqlite3_finalize(st);
 		if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 			return -1;
-		n += count && rc == SQLITE_ROW;
+		n += rc == SQLITE_ROW;
 	}
 	return n;
 }
 
 /* Before a run is written into a file whose requests go up to id last:
  * drop the deferred indexes when they are cheap enough to build again at
- * the end (deferred_names), else keep them and say what that costs.
+ * the end (deferred), else keep them and say what that costs.
  * db_lock held. Returns whether end_run's build is a rebuild over the
  * earlier runs' rows: they were dropped now, or are missing already (a
  * tracer killed before its run ended). */
 static bool drop_deferred(struct tg_store *s, int64_t last)
 {
-	int present = each_deferred(
-	    s, "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = '%s'", true);
+	int present = each_deferred(s, DEFERRED_COUNT);
 
 	if (!present)
 		return true; /* missing already: end_run builds them, over every row */
@@ -1566,7 +1574,7 @@ static bool drop_deferred(struct tg_store *s, int64_t last)
 		    (long long)last);
 		return false;
 	}
-	if (present < 0 || each_deferred(s, "DROP INDEX IF EXISTS %s", false) < 0) {
+	if (present < 0 || each_deferred(s, DEFERRED_DROP) < 0) {
 		tg_warn("store: cannot drop the request indexes while the run is written: %s",
 			sqlite3_errmsg(s->db));
 		return false;
@@ -1919,7 +1927,7 @@ int tg_store__end_run(struct tg_store *s, uint64_t ended_ns, uint64_t events, ui
 		double secs;
 
 		clock_gettime(CLOCK_MONOTONIC, &t0);
-		rc = sqlite3_exec(s->db, deferred_indexes, NULL, NULL, NULL);
+		rc = each_deferred(s, DEFERRED_CREATE) < 0 ? SQLITE_ERROR : SQLITE_OK;
 		clock_gettime(CLOCK_MONOTONIC, &t1);
 		secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
 		if (s->reindex && secs >= 1.0)

@@ -33,8 +33,9 @@ struct tg_tracer_cfg {
 	/* Per-task accounting (bpf/task.bpf.h): uprobes on CPython's Context
 	 * entry and creation, gc USDT probes, attached to every CPython target
 	 * at add_pid (and its forks and execs). Set to turn them off; the
-	 * scheduler programs are then not loaded either and every event's
-	 * hdr.oncpu_ns is 0 (nothing reads it without them). */
+	 * scheduler and heap-growth programs are then not loaded either and
+	 * every event's hdr.oncpu_ns is 0 (nothing reads them without the
+	 * probes). */
 	int no_task_probes;
 };
 
